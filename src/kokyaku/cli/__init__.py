@@ -1,0 +1,1 @@
+"""The kokyaku command: one Typer group per domain."""

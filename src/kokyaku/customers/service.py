@@ -1,0 +1,417 @@
+"""The only place that changes customers, their identities, interests and custom fields."""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, aliased
+
+from kokyaku.audit import service as audit
+from kokyaku.audit.service import Actor
+from kokyaku.auth.models import User
+from kokyaku.customers.models import (
+    COMPANY,
+    PERSON,
+    Customer,
+    CustomFieldDef,
+    Identity,
+    Interest,
+    SearchGram,
+)
+from kokyaku.customers.schemas import CustomerCreate, CustomerOut, CustomerUpdate, CustomFieldIn, ExternalId
+from kokyaku.db import utcnow
+from kokyaku.errors import Conflict, NotFound, ValidationFailed
+from kokyaku.kit.normalize import fold_width, ngrams, search_key
+from kokyaku.kit.pagination import Page, decode_cursor, encode_cursor
+
+ENTITY = {PERSON: "customer", COMPANY: "company"}
+# Columns copied as they are from the validated input; identities, interests and custom are separate.
+SCALAR_FIELDS = (
+    "name", "name_kana", "birthday", "gender", "postal_code", "prefecture", "city", "street",
+    "company_id", "job_title", "industry", "company_size", "website", "source", "channel",
+    "owner_id", "locale", "note",
+)  # fmt: skip
+
+
+class CustomerNotFound(NotFound):
+    code = "customer_not_found"
+    message = "Customer {id} does not exist."
+
+
+class IdentityTaken(Conflict):
+    code = "identity_taken"
+    message = "{value} already belongs to another customer (#{other_id})."
+
+
+# ---------------------------------------------------------------- reading
+
+
+def get_customer(session: Session, customer_id: int, *, kind: str | None = None) -> Customer:
+    customer = session.get(Customer, customer_id)
+    if customer is None or (kind is not None and customer.kind != kind):
+        raise CustomerNotFound(id=customer_id)
+    return customer
+
+
+def to_out(session: Session, customer: Customer) -> CustomerOut:
+    """The full API view of one customer: identities and interests included."""
+    identities = session.scalars(
+        select(Identity).where(Identity.customer_id == customer.id).order_by(Identity.id)
+    ).all()
+    tags = session.scalars(
+        select(Interest.tag).where(Interest.customer_id == customer.id).order_by(Interest.tag)
+    ).all()
+    out = CustomerOut.model_validate(customer)
+    out.emails = [i.value for i in identities if i.kind == "email"]
+    out.phones = [i.value for i in identities if i.kind == "phone"]
+    out.external_ids = [
+        ExternalId(source=i.source or "", value=i.value) for i in identities if i.kind == "external"
+    ]
+    out.interests = list(tags)
+    return out
+
+
+@dataclass
+class CustomerFilters:
+    kind: str | None = None
+    prefecture: str | None = None
+    owner_id: int | None = None
+    company_id: int | None = None
+    gender: str | None = None
+    tag: str | None = None
+    q: str | None = None
+
+
+def _filtered(stmt: Any, f: CustomerFilters) -> Any:
+    if f.kind:
+        stmt = stmt.where(Customer.kind == f.kind)
+    if f.prefecture:
+        stmt = stmt.where(Customer.prefecture == f.prefecture)
+    if f.owner_id is not None:
+        stmt = stmt.where(Customer.owner_id == f.owner_id)
+    if f.company_id is not None:
+        stmt = stmt.where(Customer.company_id == f.company_id)
+    if f.gender:
+        stmt = stmt.where(Customer.gender == f.gender)
+    if f.tag:
+        stmt = stmt.where(
+            select(Interest.customer_id)
+            .where(Interest.customer_id == Customer.id, Interest.tag == f.tag)
+            .exists()
+        )
+    return stmt
+
+
+def list_customers(
+    session: Session, filters: CustomerFilters, *, cursor: str | None = None, limit: int = 50
+) -> Page[Customer]:
+    """Newest first, keyset-paginated on id; with `q`, a search over name, kana, email, phone and ids."""
+    after = decode_cursor(cursor)
+    before_id = int(after[0]) if after else None
+    if filters.q and search_key(filters.q):
+        ids = _search_ids(session, filters, before_id, limit + 1)
+        rows = session.scalars(select(Customer).where(Customer.id.in_(ids))).all() if ids else []
+        by_id = {c.id: c for c in rows}
+        items = [by_id[i] for i in ids if i in by_id]
+    else:
+        stmt = _filtered(select(Customer), filters)
+        if before_id is not None:
+            stmt = stmt.where(Customer.id < before_id)
+        items = list(session.scalars(stmt.order_by(Customer.id.desc()).limit(limit + 1)))
+    more = len(items) > limit
+    items = items[:limit]
+    return Page(items, encode_cursor([items[-1].id]) if more and items else None)
+
+
+def _search_ids(session: Session, f: CustomerFilters, before_id: int | None, limit: int) -> list[int]:
+    key = search_key(f.q)
+    # Names and kana: one- and two-character keys are grams themselves; a longer key takes the rows
+    # that have both its first and last bigram, then checks the substring on those few rows.
+    g1 = aliased(SearchGram)
+    name_stmt = select(g1.customer_id).join(Customer, Customer.id == g1.customer_id)
+    if len(key) <= 2:
+        name_stmt = name_stmt.where(g1.gram == key)
+    else:
+        g2 = aliased(SearchGram)
+        name_stmt = name_stmt.join(
+            g2, and_(g2.customer_id == g1.customer_id, g2.gram == key[-2:])
+        ).where(g1.gram == key[:2], Customer.search_text.contains(key, autoescape=True))
+    name_stmt = _filtered(name_stmt, f)
+    if before_id is not None:
+        name_stmt = name_stmt.where(g1.customer_id < before_id)
+    found = set(session.scalars(name_stmt.order_by(g1.customer_id.desc()).limit(limit)))
+    # Emails, phones and external ids: prefix match on the normalised value (index range scan).
+    for kind, prefix in _identity_prefixes(f.q or ""):
+        stmt = (
+            select(Identity.customer_id)
+            .join(Customer, Customer.id == Identity.customer_id)
+            .where(Identity.kind == kind, Identity.value >= prefix, Identity.value < prefix + "\uffff")
+        )
+        stmt = _filtered(stmt, f)
+        if before_id is not None:
+            stmt = stmt.where(Identity.customer_id < before_id)
+        found.update(session.scalars(stmt.order_by(Identity.customer_id.desc()).limit(limit)))
+    return sorted(found, reverse=True)[:limit]
+
+
+def _identity_prefixes(q: str) -> list[tuple[str, str]]:
+    text = fold_width(q).strip().lower()
+    if len(text) < 3:
+        return []
+    prefixes = [("email", text), ("external", fold_width(q).strip())]
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if digits and len(digits) >= 3 and all(ch.isdigit() or ch in "-+ ()" for ch in text):
+        prefixes.append(("phone", "+81" + digits[1:] if digits.startswith("0") else "+" + digits))
+    return prefixes
+
+
+# ---------------------------------------------------------------- custom fields
+
+
+def custom_field_defs(session: Session, applies_to: str | None = None) -> list[CustomFieldDef]:
+    stmt = select(CustomFieldDef).order_by(CustomFieldDef.id)
+    if applies_to:
+        stmt = stmt.where(CustomFieldDef.applies_to == applies_to)
+    return list(session.scalars(stmt))
+
+
+def _validate_custom(
+    session: Session, kind: str, values: dict[str, Any], *, partial: bool
+) -> tuple[dict[str, Any], list[tuple[str, str, dict[str, Any]]]]:
+    defs = {d.key: d for d in custom_field_defs(session, kind)}
+    problems: list[tuple[str, str, dict[str, Any]]] = []
+    clean: dict[str, Any] = {}
+    for key, raw in values.items():
+        field = f"custom.{key}"
+        d = defs.get(key)
+        if d is None:
+            problems.append((field, "Unknown custom field.", {}))
+            continue
+        if raw is None or raw == "":
+            clean[key] = None
+            continue
+        try:
+            clean[key] = _coerce_custom(d, raw)
+        except ValueError as exc:
+            problems.append((field, str(exc), {}))
+    if not partial:
+        for key, d in defs.items():
+            if d.required and clean.get(key) is None:
+                problems.append((f"custom.{key}", "This field is required.", {}))
+    return clean, problems
+
+
+def _coerce_custom(d: CustomFieldDef, raw: Any) -> Any:
+    if d.type == "number":
+        if isinstance(raw, bool):
+            raise ValueError("Must be a number.")
+        try:
+            number = float(fold_width(str(raw)).replace(",", ""))
+        except ValueError as exc:
+            raise ValueError("Must be a number.") from exc
+        return int(number) if number.is_integer() else number
+    if d.type == "date":
+        try:
+            return date.fromisoformat(fold_width(str(raw)).strip()).isoformat()
+        except ValueError as exc:
+            raise ValueError("Must be a date (YYYY-MM-DD).") from exc
+    text = fold_width(str(raw)).strip()
+    if len(text) > 500:
+        raise ValueError("At most 500 characters.")
+    if d.type == "choice" and text not in d.choices:
+        raise ValueError("Must be one of the listed choices.")
+    return text
+
+
+def create_custom_field(session: Session, *, actor: Actor, data: CustomFieldIn) -> CustomFieldDef:
+    if session.scalar(select(CustomFieldDef.id).where(CustomFieldDef.key == data.key)):
+        raise Conflict("A custom field with this key already exists.", field="key")
+    if data.type == "choice" and not data.choices:
+        raise ValidationFailed([("choices", "A choice field needs at least one choice.", {})])
+    d = CustomFieldDef(**data.model_dump())
+    session.add(d)
+    session.flush()
+    audit.record(
+        session, actor=actor, entity_type="custom_field", entity_id=d.id, action="create",
+        changes=audit.diff({}, data.model_dump()),
+    )  # fmt: skip
+    return d
+
+
+def delete_custom_field(session: Session, *, actor: Actor, field_id: int) -> None:
+    d = session.get(CustomFieldDef, field_id)
+    if d is None:
+        raise NotFound("Custom field {id} does not exist.", id=field_id)
+    audit.record(
+        session, actor=actor, entity_type="custom_field", entity_id=d.id, action="delete",
+        changes={"key": [d.key, None]},
+    )  # fmt: skip
+    session.delete(d)
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _snapshot(session: Session, customer: Customer) -> dict[str, Any]:
+    out = to_out(session, customer)
+    data = out.model_dump(exclude={"id", "created_at", "updated_at", "email", "phone"})
+    data["external_ids"] = [f"{e['source']}:{e['value']}" for e in data["external_ids"]]
+    return {k: v for k, v in data.items() if v not in (None, [], {})}
+
+
+def _check_references(session: Session, data: CustomerCreate | CustomerUpdate, kind: str) -> None:
+    problems: list[tuple[str, str, dict[str, Any]]] = []
+    fields = data.model_fields_set
+    if "company_id" in fields and data.company_id is not None:
+        company = session.get(Customer, data.company_id)
+        if company is None or company.kind != COMPANY:
+            problems.append(("company_id", "Company {id} does not exist.", {"id": data.company_id}))
+        elif kind == COMPANY:
+            problems.append(("company_id", "A company cannot belong to another company.", {}))
+    if "owner_id" in fields and data.owner_id is not None and session.get(User, data.owner_id) is None:
+        problems.append(("owner_id", "User {id} does not exist.", {"id": data.owner_id}))
+    if problems:
+        raise ValidationFailed(problems)
+
+
+def _set_identities(session: Session, customer: Customer, kind: str, values: Sequence[Any]) -> None:
+    wanted: list[tuple[str, str | None]] = [
+        (v.value, v.source) if isinstance(v, ExternalId) else (v, None) for v in values
+    ]
+    for index, (value, _src) in enumerate(wanted):
+        owner = session.scalar(select(Identity.customer_id).where(Identity.kind == kind, Identity.value == value))
+        if owner is not None and owner != customer.id:
+            field = {"email": "emails", "phone": "phones", "external": "external_ids"}[kind]
+            raise IdentityTaken(field=f"{field}.{index}", value=value, other_id=owner)
+    existing = {
+        i.value: i
+        for i in session.scalars(
+            select(Identity).where(Identity.customer_id == customer.id, Identity.kind == kind)
+        )
+    }
+    keep = {v for v, _ in wanted}
+    for value, identity in existing.items():
+        if value not in keep:
+            session.delete(identity)
+    for value, src in wanted:
+        if value not in existing:
+            session.add(Identity(customer_id=customer.id, kind=kind, value=value, source=src))
+    if kind == "email":
+        customer.email = wanted[0][0] if wanted else None
+    elif kind == "phone":
+        customer.phone = wanted[0][0] if wanted else None
+
+
+def _set_interests(session: Session, customer: Customer, tags: Iterable[str]) -> None:
+    session.execute(delete(Interest).where(Interest.customer_id == customer.id))
+    for tag in dict.fromkeys(t for t in tags if t):
+        session.add(Interest(customer_id=customer.id, tag=tag))
+
+
+def _reindex(session: Session, customer: Customer) -> None:
+    customer.search_text = search_text_of(customer.name, customer.name_kana)
+    session.execute(delete(SearchGram).where(SearchGram.customer_id == customer.id))
+    grams = ngrams(search_key(customer.name)) | ngrams(search_key(customer.name_kana))
+    if grams:
+        session.execute(insert(SearchGram), [{"gram": g, "customer_id": customer.id} for g in grams])
+
+
+def search_text_of(name: str | None, kana: str | None) -> str:
+    # A separator that no query contains keeps a match from spanning name and kana.
+    return f"{search_key(name)}\u0001{search_key(kana)}"
+
+
+def _apply(
+    session: Session, customer: Customer, data: CustomerCreate | CustomerUpdate, *, partial: bool
+) -> None:
+    fields = data.model_fields_set if partial else set(type(data).model_fields)
+    problems: list[tuple[str, str, dict[str, Any]]] = []
+    if "custom" in fields and data.custom is not None:
+        clean, problems = _validate_custom(session, customer.kind, data.custom, partial=partial)
+        merged = {**(customer.custom or {}), **clean} if partial else clean
+        customer.custom = {k: v for k, v in merged.items() if v is not None}
+    elif not partial:
+        _clean, problems = _validate_custom(session, customer.kind, {}, partial=False)
+    if problems:
+        raise ValidationFailed(problems)
+    for name in SCALAR_FIELDS:
+        if name in fields:
+            setattr(customer, name, getattr(data, name))
+    session.flush()
+    for kind, attr in (("email", "emails"), ("phone", "phones"), ("external", "external_ids")):
+        if attr in fields and getattr(data, attr) is not None:
+            _set_identities(session, customer, kind, getattr(data, attr))
+    if "interests" in fields and data.interests is not None:
+        _set_interests(session, customer, data.interests)
+    if fields & {"name", "name_kana"}:
+        _reindex(session, customer)
+
+
+def create_customer(session: Session, *, actor: Actor, data: CustomerCreate) -> Customer:
+    """Create a person or company with identities, interests and custom fields; audited."""
+    _check_references(session, data, data.kind)
+    customer = Customer(kind=data.kind, name=data.name, custom={})
+    if data.owner_id is None and actor.user_id is not None:
+        # The person who creates a customer owns it until someone assigns another owner.
+        data = data.model_copy(update={"owner_id": actor.user_id})
+    session.add(customer)
+    _apply(session, customer, data, partial=False)
+    _flush_identities(session)
+    audit.record(
+        session, actor=actor, entity_type=ENTITY[customer.kind], entity_id=customer.id, action="create",
+        changes=audit.diff({}, _snapshot(session, customer)),
+    )  # fmt: skip
+    return customer
+
+
+def update_customer(session: Session, *, actor: Actor, customer_id: int, data: CustomerUpdate, kind: str | None = None) -> Customer:
+    """Change the fields present in `data`; records old -> new per field."""
+    customer = get_customer(session, customer_id, kind=kind)
+    if "name" in data.model_fields_set and not data.name:
+        raise ValidationFailed([("name", "This field is required.", {})])
+    _check_references(session, data, customer.kind)
+    before = _snapshot(session, customer)
+    _apply(session, customer, data, partial=True)
+    _flush_identities(session)
+    changes = audit.diff(before, _snapshot(session, customer))
+    if changes:
+        customer.updated_at = utcnow()
+        audit.record(
+            session, actor=actor, entity_type=ENTITY[customer.kind], entity_id=customer.id,
+            action="update", changes=changes,
+        )  # fmt: skip
+    return customer
+
+
+def delete_customer(session: Session, *, actor: Actor, customer_id: int, kind: str | None = None) -> None:
+    customer = get_customer(session, customer_id, kind=kind)
+    before = _snapshot(session, customer)
+    audit.record(
+        session, actor=actor, entity_type=ENTITY[customer.kind], entity_id=customer.id, action="delete",
+        changes=audit.diff(before, {}),
+    )  # fmt: skip
+    session.delete(customer)
+    session.flush()
+
+
+def _flush_identities(session: Session) -> None:
+    # Two requests may race for the same identity; the unique index decides and we say so clearly.
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise Conflict("An email, phone or external id is already used by another customer.") from exc
+
+
+def contacts_of(session: Session, company_id: int, limit: int = 200) -> list[Customer]:
+    stmt = select(Customer).where(Customer.company_id == company_id).order_by(Customer.name_kana, Customer.id)
+    return list(session.scalars(stmt.limit(limit)))
+
+
+def count_customers(session: Session, kind: str | None = None) -> int:
+    stmt = select(func.count()).select_from(Customer)
+    if kind:
+        stmt = stmt.where(Customer.kind == kind)
+    return int(session.scalar(stmt) or 0)

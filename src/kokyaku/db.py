@@ -1,0 +1,116 @@
+"""Engine, sessions, the declarative base and the SQLite pragmas."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores aware datetimes as naive UTC (SQLite keeps no zone) and returns them aware in UTC."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; Kokyaku stores only timezone-aware datetimes")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None else None
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def make_engine(url: str, *, busy_timeout_ms: int = 10000, echo: bool = False) -> Engine:
+    """Create the engine; on SQLite set WAL, busy timeout and foreign keys, and let writes BEGIN IMMEDIATE."""
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url,
+            echo=echo,
+            connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
+            pool_size=20,
+            max_overflow=20,
+        )
+        _configure_sqlite(engine, busy_timeout_ms)
+        return engine
+    return create_engine(url, echo=echo, pool_size=20, max_overflow=20, pool_pre_ping=True)
+
+
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control from the driver so that BEGIN is ours (deferred or IMMEDIATE).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA cache_size=-65536")
+        cur.execute("PRAGMA temp_store=MEMORY")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # A writer that starts deferred and upgrades later can hit SQLITE_BUSY without waiting;
+        # IMMEDIATE takes the write lock up front and honours busy_timeout.
+        immediate = conn.get_execution_options().get("sqlite_immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Database:
+    """The engine plus the two kinds of session scope: read-only and writing."""
+
+    def __init__(self, url: str, *, busy_timeout_ms: int = 10000) -> None:
+        self.url = url
+        self.engine = make_engine(url, busy_timeout_ms=busy_timeout_ms)
+        self.is_sqlite = url.startswith("sqlite")
+        self._reader = sessionmaker(self.engine, expire_on_commit=False)
+        write_engine = self.engine.execution_options(sqlite_immediate=True) if self.is_sqlite else self.engine
+        self._writer = sessionmaker(write_engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self, *, write: bool = True) -> Iterator[Session]:
+        """One transaction: commits at the end, rolls back on any error, then runs after-commit hooks."""
+        session = (self._writer if write else self._reader)()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            hooks = session.info.pop("after_commit", [])
+            session.close()
+        for hook in hooks:
+            hook()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def after_commit(session: Session, hook: Any) -> None:
+    """Queue a side effect (email, job wake-up) to run only if the transaction commits."""
+    session.info.setdefault("after_commit", []).append(hook)

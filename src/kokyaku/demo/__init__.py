@@ -1,0 +1,1 @@
+"""Realistic demo data at any scale; also the benchmark data."""

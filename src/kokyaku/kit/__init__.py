@@ -1,0 +1,1 @@
+"""Small shared pieces: normalisation, keyset pagination, money and time."""
