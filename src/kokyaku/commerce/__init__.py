@@ -1,0 +1,1 @@
+"""Products, orders, order lines, returns and the per-customer purchase metrics."""
