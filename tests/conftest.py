@@ -26,25 +26,30 @@ PASSWORD = "correct-horse-battery"
 TEST_ACTOR = Actor.system("test")
 
 
-def _postgres_url(base: str, worker: str) -> str:
-    """A database of its own for each xdist worker, created fresh from the migrations."""
-    url = make_url(base)
-    name = f"{url.database}_{worker}"
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+def _postgres_admin(url: str, sql: str) -> None:
+    admin = create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(sql))
     admin.dispose()
-    return url.set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    worker = re.sub(r"\W", "", os.environ.get("PYTEST_XDIST_WORKER", "main"))
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh database per test process (xdist worker), built by the migrations."""
     base = os.environ.get("KOKYAKU_TEST_DATABASE_URL")
-    url = _postgres_url(base, worker) if base else f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    if not base:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+        upgrade(url)
+        yield url
+        return
+    worker = re.sub(r"\W", "", os.environ.get("PYTEST_XDIST_WORKER", "main"))
+    name = f"{make_url(base).database}_{worker}_{os.getpid()}"
+    _postgres_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _postgres_admin(base, f'CREATE DATABASE "{name}"')
+    url = make_url(base).set(database=name).render_as_string(hide_password=False)
     upgrade(url)
-    return url
+    yield url
+    _postgres_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,8 @@ def search_key(text: str | None) -> str:
     """The form in which names and kana are indexed and queried: NFKC, lower-case, hiragana, no spaces."""
     if not text:
         return ""
-    return _SPACES.sub("", katakana_to_hiragana(fold_width(text)).lower())
+    # NFKC last: lower-casing and dropping spaces can leave sequences that NFKC composes differently.
+    return fold_width(_SPACES.sub("", katakana_to_hiragana(fold_width(text)).lower()))
 
 
 def clean_text(text: str | None) -> str | None:
