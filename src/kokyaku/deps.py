@@ -42,8 +42,7 @@ def _bearer_user(request: Request, db: Session) -> User:
     user = auth.user_for_token(db, token.strip())
     if user is None:
         raise NotAuthenticated("The token is not valid or has been revoked.")
-    request.state.user = user
-    return user
+    return _remember(request, db, user)
 
 
 def _session_user(request: Request, db: Session) -> User:
@@ -52,6 +51,13 @@ def _session_user(request: Request, db: Session) -> User:
     if user is None or not user.is_active:
         request.session.pop("user_id", None)
         raise NotAuthenticated()
+    return _remember(request, db, user)
+
+
+def _remember(request: Request, db: Session, user: User) -> User:
+    # Detached but loaded: a rollback later in the request cannot expire it, so error pages can
+    # still show who is logged in.
+    db.expunge(user)
     request.state.user = user
     return user
 

@@ -11,13 +11,17 @@ LOCALE_DIR = Path(__file__).parent / "locale"
 
 @lru_cache
 def catalog(locale: str) -> dict[str, str]:
-    """msgid -> translation; English msgids are the source text, so `en` needs no entries."""
-    path = LOCALE_DIR / locale / "LC_MESSAGES" / "messages.po"
-    if not path.exists():
-        return {}
-    with path.open("rb") as fh:
-        po = read_po(fh, locale=locale)
-    return {m.id: m.string for m in po if m.id and isinstance(m.id, str) and m.string and not m.fuzzy}
+    """msgid -> translation from every .po file of the locale (one per domain); English msgids are the
+    source text, so `en` needs no entries."""
+    messages: dict[str, str] = {}
+    folder = LOCALE_DIR / locale / "LC_MESSAGES"
+    for path in sorted([*folder.glob("*.po"), *folder.glob("*.po.part")]):
+        with path.open("rb") as fh:
+            po = read_po(fh, locale=locale)
+        messages.update(
+            {m.id: m.string for m in po if m.id and isinstance(m.id, str) and m.string and not m.fuzzy}
+        )
+    return messages
 
 
 def gettext(locale: str, message: str, **params: object) -> str:

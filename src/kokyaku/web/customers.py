@@ -29,6 +29,15 @@ Writer = Annotated[User, Depends(page_permission(Perm.CUSTOMERS_WRITE))]
 Deleter = Annotated[User, Depends(page_permission(Perm.CUSTOMERS_DELETE))]
 Csrf = Depends(check_csrf)
 LIST_FIELDS = ("emails", "phones", "interests")
+# Audit rows name fields by column; these are the labels (gettext msgids) people see.
+FIELD_LABELS = {
+    "name": "Name", "name_kana": "Name in kana", "emails": "Email", "phones": "Phone",
+    "external_ids": "External ids", "birthday": "Birthday", "gender": "Gender", "postal_code": "Postal code",
+    "prefecture": "Prefecture", "city": "City", "street": "Street", "company_id": "Company",
+    "job_title": "Job title", "industry": "Industry", "company_size": "Size", "website": "Website",
+    "source": "Acquisition source", "channel": "Acquisition channel", "owner_id": "Owner", "locale": "Language",
+    "note": "Note", "interests": "Interests", "custom": "Custom fields", "kind": "Type",
+}  # fmt: skip
 PAGE_SIZE = 50
 
 
@@ -153,6 +162,7 @@ def detail(request: Request, db: DB, user: Reader, customer_id: int) -> Response
         "custom_fields": service.custom_field_defs(db, customer.kind),
         "history": audit.history(db, entity_type=service.ENTITY[customer.kind], entity_id=customer.id),
         "sections": sections,
+        "field_labels": FIELD_LABELS,
     }
     return render(request, "customers/detail.html", ctx)
 
