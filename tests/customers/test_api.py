@@ -139,3 +139,15 @@ def test_openapi_and_health(app) -> None:  # type: ignore[no-untyped-def]
     paths = client.get("/openapi.json").json()["paths"]
     assert "/api/v1/customers" in paths and "/api/v1/companies/{customer_id}" in paths
     assert client.get("/api/v1/nothing-here").json()["error"] == "not_found"
+
+
+def test_null_for_every_optional_field_is_accepted_or_refused_cleanly(api: TestClient) -> None:
+    fields = [f for f in PERSON if f != "name"] + ["company_id", "owner_id", "job_title", "industry",
+                                                   "company_size", "website", "note", "custom", "locale"]  # fmt: skip
+    resp = api.post("/api/v1/customers", json={"name": "空欄 太郎", **dict.fromkeys(fields)})
+    assert resp.status_code == 201, resp.text
+    cid = resp.json()["id"]
+    resp = api.patch(f"/api/v1/customers/{cid}", json=dict.fromkeys(fields))
+    assert resp.status_code == 200, resp.text
+    resp = api.patch(f"/api/v1/customers/{cid}", json={"name": None})
+    assert resp.status_code == 422 and resp.json()["detail"][0]["field"] == "name"

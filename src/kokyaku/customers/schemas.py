@@ -1,6 +1,7 @@
 """Pydantic shapes of customers and custom fields, in and out."""
 
 import re
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -51,8 +52,12 @@ def _website(value: str | None) -> str | None:
     return value
 
 
-Text = Annotated[str | None, AfterValidator(_text)]
-Kana = Annotated[str | None, Field(max_length=200), AfterValidator(_kana)]
+def _optional_text(max_length: int, validator: Callable[[str | None], str | None] = _text) -> Any:
+    """An optional string: the length limit applies to a string, never to null."""
+    return Annotated[str, Field(max_length=max_length), AfterValidator(validator)] | None
+
+
+Kana = _optional_text(200, _kana)
 Email = Annotated[str, Field(max_length=254), AfterValidator(normalize_email)]
 Phone = Annotated[str, Field(max_length=30), AfterValidator(normalize_phone)]
 Tag = Annotated[str, Field(min_length=1, max_length=50), AfterValidator(lambda v: clean_text(v) or "")]
@@ -69,27 +74,27 @@ class CustomerFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_max_length=2000)
 
-    name: Annotated[str | None, Field(min_length=1, max_length=200), AfterValidator(_text)] = None
-    name_kana: Kana = None
+    name: _optional_text(200) = None  # type: ignore[valid-type]
+    name_kana: Kana = None  # type: ignore[valid-type]
     emails: Annotated[list[Email] | None, Field(max_length=10)] = None
     phones: Annotated[list[Phone] | None, Field(max_length=10)] = None
     external_ids: Annotated[list[ExternalId] | None, Field(max_length=10)] = None
     birthday: date | None = None
     gender: Literal[GENDERS] | None = None  # type: ignore[valid-type]
-    postal_code: Annotated[str | None, AfterValidator(_postal)] = None
-    prefecture: Annotated[str | None, AfterValidator(_prefecture)] = None
-    city: Annotated[Text, Field(max_length=100)] = None
-    street: Annotated[Text, Field(max_length=200)] = None
+    postal_code: _optional_text(10, _postal) = None  # type: ignore[valid-type]
+    prefecture: _optional_text(10, _prefecture) = None  # type: ignore[valid-type]
+    city: _optional_text(100) = None  # type: ignore[valid-type]
+    street: _optional_text(200) = None  # type: ignore[valid-type]
     company_id: int | None = None
-    job_title: Annotated[Text, Field(max_length=100)] = None
-    industry: Annotated[Text, Field(max_length=100)] = None
+    job_title: _optional_text(100) = None  # type: ignore[valid-type]
+    industry: _optional_text(100) = None  # type: ignore[valid-type]
     company_size: Literal[COMPANY_SIZES] | None = None  # type: ignore[valid-type]
-    website: Annotated[str | None, Field(max_length=300), AfterValidator(_website)] = None
-    source: Annotated[Text, Field(max_length=100)] = None
-    channel: Annotated[Text, Field(max_length=30)] = None
+    website: _optional_text(300, _website) = None  # type: ignore[valid-type]
+    source: _optional_text(100) = None  # type: ignore[valid-type]
+    channel: _optional_text(30) = None  # type: ignore[valid-type]
     owner_id: int | None = None
     locale: Literal["ja", "en"] | None = None
-    note: Annotated[Text, Field(max_length=2000)] = None
+    note: _optional_text(2000) = None  # type: ignore[valid-type]
     interests: Annotated[list[Tag] | None, Field(max_length=50)] = None
     custom: dict[str, Any] | None = None
 
