@@ -24,5 +24,5 @@ def database() -> Database:
 
 
 def fail(reason: str) -> NoReturn:
-    console.print(f"[red]error:[/red] {reason}", highlight=False)
+    console.print(f"[red]error:[/red] {reason}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
