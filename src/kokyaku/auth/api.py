@@ -9,6 +9,7 @@ from kokyaku.auth.models import User
 from kokyaku.auth.permissions import Perm
 from kokyaku.auth.schemas import TokenCreate, TokenCreated, TokenOut, UserCreate, UserOut, UserUpdate
 from kokyaku.deps import DB, SettingsDep, actor, api_permission
+from kokyaku.kit.ids import PathId
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
 Admin = Annotated[User, Depends(api_permission(Perm.USERS_MANAGE))]
@@ -31,12 +32,12 @@ def me(user: Me) -> UserOut:
 
 
 @router.get("/users/{user_id}", response_model=UserOut)
-def get_user(db: DB, _admin: Admin, user_id: int) -> UserOut:
+def get_user(db: DB, _admin: Admin, user_id: PathId) -> UserOut:
     return UserOut.model_validate(service.get_user(db, user_id))
 
 
 @router.patch("/users/{user_id}", response_model=UserOut)
-def update_user(db: DB, settings: SettingsDep, admin: Admin, user_id: int, body: UserUpdate) -> UserOut:
+def update_user(db: DB, settings: SettingsDep, admin: Admin, user_id: PathId, body: UserUpdate) -> UserOut:
     return UserOut.model_validate(service.update_user(db, settings, actor=actor(admin), user_id=user_id, data=body))
 
 
@@ -52,6 +53,6 @@ def create_token(db: DB, user: Me, body: TokenCreate) -> TokenCreated:
 
 
 @router.delete("/tokens/{token_id}", status_code=204, tags=["tokens"])
-def revoke_token(db: DB, user: Me, token_id: int) -> Response:
+def revoke_token(db: DB, user: Me, token_id: PathId) -> Response:
     service.revoke_token(db, actor=actor(user), user=user, token_id=token_id)
     return Response(status_code=204)

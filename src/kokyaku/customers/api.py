@@ -18,6 +18,7 @@ from kokyaku.customers.schemas import (
     CustomFieldOut,
 )
 from kokyaku.deps import DB, actor, api_permission
+from kokyaku.kit.ids import PathId, QueryId
 
 router = APIRouter(prefix="/api/v1", tags=["customers"])
 Reader = Annotated[User, Depends(api_permission(Perm.CUSTOMERS_READ))]
@@ -32,8 +33,8 @@ class ListParams:
         q: Annotated[str | None, Query(max_length=100, description="name, kana, email, phone or id")] = None,
         kind: Literal["person", "company"] | None = None,
         prefecture: Annotated[str | None, Query(max_length=10)] = None,
-        owner_id: int | None = None,
-        company_id: int | None = None,
+        owner_id: QueryId = None,
+        company_id: QueryId = None,
         gender: Literal["female", "male", "other", "unknown"] | None = None,
         tag: Annotated[str | None, Query(max_length=50)] = None,
         cursor: Annotated[str | None, Query(max_length=200)] = None,
@@ -69,18 +70,18 @@ def _routes(path: str, kind: str) -> None:
         return service.to_out(db, customer)
 
     @router.get(f"/{path}/{{customer_id}}", response_model=CustomerOut, name=f"get_{path}")
-    def get(db: DB, _user: Reader, customer_id: int) -> CustomerOut:
+    def get(db: DB, _user: Reader, customer_id: PathId) -> CustomerOut:
         return service.to_out(db, service.get_customer(db, customer_id, kind=kind if kind == COMPANY else None))
 
     @router.patch(f"/{path}/{{customer_id}}", response_model=CustomerOut, name=f"update_{path}")
-    def update(db: DB, user: Writer, customer_id: int, body: CustomerUpdate) -> CustomerOut:
+    def update(db: DB, user: Writer, customer_id: PathId, body: CustomerUpdate) -> CustomerOut:
         customer = service.update_customer(
             db, actor=actor(user), customer_id=customer_id, data=body, kind=kind if kind == COMPANY else None
         )
         return service.to_out(db, customer)
 
     @router.delete(f"/{path}/{{customer_id}}", status_code=204, name=f"delete_{path}")
-    def delete(db: DB, user: Deleter, customer_id: int) -> Response:
+    def delete(db: DB, user: Deleter, customer_id: PathId) -> Response:
         service.delete_customer(
             db, actor=actor(user), customer_id=customer_id, kind=kind if kind == COMPANY else None
         )
@@ -113,6 +114,6 @@ def create_custom_field(db: DB, user: FieldAdmin, body: CustomFieldIn) -> Custom
 
 
 @router.delete("/custom-fields/{field_id}", status_code=204, tags=["custom fields"])
-def delete_custom_field(db: DB, user: FieldAdmin, field_id: int) -> Response:
+def delete_custom_field(db: DB, user: FieldAdmin, field_id: PathId) -> Response:
     service.delete_custom_field(db, actor=actor(user), field_id=field_id)
     return Response(status_code=204)

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from kokyaku.customers.models import COMPANY_SIZES, GENDERS
+from kokyaku.kit.ids import BodyId
 from kokyaku.kit.normalize import (
     clean_text,
     normalize_email,
@@ -85,14 +86,14 @@ class CustomerFields(BaseModel):
     prefecture: _optional_text(10, _prefecture) = None  # type: ignore[valid-type]
     city: _optional_text(100) = None  # type: ignore[valid-type]
     street: _optional_text(200) = None  # type: ignore[valid-type]
-    company_id: int | None = None
+    company_id: BodyId | None = None
     job_title: _optional_text(100) = None  # type: ignore[valid-type]
     industry: _optional_text(100) = None  # type: ignore[valid-type]
     company_size: Literal[COMPANY_SIZES] | None = None  # type: ignore[valid-type]
     website: _optional_text(300, _website) = None  # type: ignore[valid-type]
     source: _optional_text(100) = None  # type: ignore[valid-type]
     channel: _optional_text(30) = None  # type: ignore[valid-type]
-    owner_id: int | None = None
+    owner_id: BodyId | None = None
     locale: Literal["ja", "en"] | None = None
     note: _optional_text(2000) = None  # type: ignore[valid-type]
     interests: Annotated[list[Tag] | None, Field(max_length=50)] = None

@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from kokyaku.auth import service as auth
 from kokyaku.auth.models import User
 from kokyaku.auth.permissions import Perm
+from kokyaku.kit.ids import PathId
 from kokyaku.deps import DB, SettingsDep, actor, check_csrf, page_permission
 from kokyaku.errors import TooManyAttempts
 from kokyaku.i18n import LOCALES, gettext
@@ -91,6 +92,6 @@ def create_token(request: Request, db: DB, user: Me, name: Annotated[str, Form(m
 
 
 @router.post("/account/tokens/{token_id}/revoke", dependencies=[Csrf])
-def revoke_token(db: DB, user: Me, token_id: int) -> Response:
+def revoke_token(db: DB, user: Me, token_id: PathId) -> Response:
     auth.revoke_token(db, actor=actor(user), user=user, token_id=token_id)
     return RedirectResponse("/account", status_code=303)

@@ -11,6 +11,7 @@ from kokyaku.auth.permissions import ROLES, Perm
 from kokyaku.auth.schemas import UserCreate, UserUpdate
 from kokyaku.customers import service as customers
 from kokyaku.customers.schemas import CustomFieldIn
+from kokyaku.kit.ids import PathId
 from kokyaku.deps import DB, SettingsDep, actor, check_csrf, page_permission
 from kokyaku.errors import KokyakuError
 from kokyaku.web.forms import errors_of, form_dict, parse
@@ -48,7 +49,7 @@ async def create_user(request: Request, db: DB, settings: SettingsDep, admin: Us
 
 
 @router.post("/users/{user_id}", dependencies=[Csrf])
-async def update_user(request: Request, db: DB, settings: SettingsDep, admin: UserAdmin, user_id: int) -> Response:
+async def update_user(request: Request, db: DB, settings: SettingsDep, admin: UserAdmin, user_id: PathId) -> Response:
     raw = form_dict(await request.form())
     raw["is_active"] = raw.get("is_active") == "on"
     if user_id == admin.id:
@@ -89,6 +90,6 @@ async def create_field(request: Request, db: DB, admin: FieldAdmin) -> Response:
 
 
 @router.post("/fields/{field_id}/delete", dependencies=[Csrf])
-def delete_field(db: DB, admin: FieldAdmin, field_id: int) -> Response:
+def delete_field(db: DB, admin: FieldAdmin, field_id: PathId) -> Response:
     customers.delete_custom_field(db, actor=actor(admin), field_id=field_id)
     return RedirectResponse("/admin/fields", status_code=303)

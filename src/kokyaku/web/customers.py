@@ -16,6 +16,7 @@ from kokyaku.auth.permissions import Perm
 from kokyaku.customers import service
 from kokyaku.customers.models import COMPANY, COMPANY_SIZES, GENDERS, PERSON, Customer
 from kokyaku.customers.schemas import CustomerCreate, CustomerUpdate
+from kokyaku.kit.ids import PathId
 from kokyaku.deps import DB, actor, check_csrf, page_permission
 from kokyaku.errors import KokyakuError
 from kokyaku.i18n import gettext
@@ -150,7 +151,7 @@ async def create(request: Request, db: DB, user: Writer) -> Response:
 
 
 @router.get("/customers/{customer_id}", response_class=HTMLResponse)
-def detail(request: Request, db: DB, user: Reader, customer_id: int) -> Response:
+def detail(request: Request, db: DB, user: Reader, customer_id: PathId) -> Response:
     customer = service.get_customer(db, customer_id)
     view = service.to_out(db, customer)
     sections = [(s, s.load(db, customer)) for s in SECTIONS]
@@ -168,7 +169,7 @@ def detail(request: Request, db: DB, user: Reader, customer_id: int) -> Response
 
 
 @router.get("/customers/{customer_id}/edit", response_class=HTMLResponse)
-def edit_form(request: Request, db: DB, _user: Writer, customer_id: int) -> Response:
+def edit_form(request: Request, db: DB, _user: Writer, customer_id: PathId) -> Response:
     customer = service.get_customer(db, customer_id)
     ctx = _form_context(request, db, customer.kind, _values_of(db, customer), {}, f"/customers/{customer_id}/edit")
     ctx["customer_id"] = customer_id
@@ -176,7 +177,7 @@ def edit_form(request: Request, db: DB, _user: Writer, customer_id: int) -> Resp
 
 
 @router.post("/customers/{customer_id}/edit", response_class=HTMLResponse, dependencies=[Csrf])
-async def edit(request: Request, db: DB, user: Writer, customer_id: int) -> Response:
+async def edit(request: Request, db: DB, user: Writer, customer_id: PathId) -> Response:
     customer = service.get_customer(db, customer_id)
     form = await request.form()
     raw = form_dict(form, lists=LIST_FIELDS)
@@ -198,7 +199,7 @@ async def edit(request: Request, db: DB, user: Writer, customer_id: int) -> Resp
 
 
 @router.post("/customers/{customer_id}/delete", dependencies=[Csrf])
-def delete(db: DB, user: Deleter, customer_id: int) -> Response:
+def delete(db: DB, user: Deleter, customer_id: PathId) -> Response:
     kind = service.get_customer(db, customer_id).kind
     service.delete_customer(db, actor=actor(user), customer_id=customer_id)
     return RedirectResponse("/companies" if kind == COMPANY else "/customers", status_code=303)
