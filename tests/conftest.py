@@ -107,11 +107,22 @@ class ApiUser:
     client: TestClient
 
 
-def make_user(db: Database, settings: Settings, *, role: str = "admin", email: str | None = None,
-              locale: str | None = None) -> User:  # fmt: skip
+def make_user(
+    db: Database,
+    settings: Settings,
+    *,
+    role: str = "admin",
+    email: str | None = None,
+    locale: str | None = None,
+) -> User:
     with db.session() as s:
-        data = UserCreate(email=email or f"{role}@example.com", name=f"{role} user", role=role,  # type: ignore[arg-type]
-                          password=PASSWORD, locale=locale)  # type: ignore[arg-type]
+        data = UserCreate(
+            email=email or f"{role}@example.com",
+            name=f"{role} user",
+            role=role,  # type: ignore[arg-type]
+            password=PASSWORD,
+            locale=locale,
+        )  # type: ignore[arg-type]
         return auth.create_user(s, settings, actor=TEST_ACTOR, data=data)
 
 

@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from kokyaku.audit.service import Actor
 from kokyaku.auth import service as auth
 from kokyaku.auth.models import User
 from kokyaku.auth.permissions import Perm, can
-from kokyaku.audit.service import Actor
 from kokyaku.config import Settings
 from kokyaku.errors import CsrfFailed, NotAuthenticated, PermissionDenied
 

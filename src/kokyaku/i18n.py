@@ -19,7 +19,7 @@ def catalog(locale: str) -> dict[str, str]:
         with path.open("rb") as fh:
             po = read_po(fh, locale=locale)
         messages.update(
-            {m.id: m.string for m in po if m.id and isinstance(m.id, str) and m.string and not m.fuzzy}
+            {m.id: str(m.string) for m in po if isinstance(m.id, str) and m.id and m.string and not m.fuzzy}
         )
     return messages
 

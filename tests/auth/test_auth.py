@@ -34,9 +34,9 @@ def test_login_without_csrf_token_is_refused(app, db: Database, settings: Settin
 def test_repeated_failures_lock_the_login_for_a_while(app, db: Database, settings: Settings) -> None:  # type: ignore[no-untyped-def]
     make_user(db, settings, email="s@example.com")
     client = TestClient(app, follow_redirects=False)
-    assert [_login(client, "s@example.com", "wrong-password") for _ in range(settings.login_max_failures)] == [
-        401
-    ] * settings.login_max_failures
+    assert [
+        _login(client, "s@example.com", "wrong-password") for _ in range(settings.login_max_failures)
+    ] == [401] * settings.login_max_failures
     # even the right password is refused while locked
     assert _login(client, "s@example.com", PASSWORD) == 429
 
@@ -45,8 +45,15 @@ def test_open_redirect_after_login_is_prevented(app, db: Database, settings: Set
     make_user(db, settings, email="s@example.com")
     client = TestClient(app, follow_redirects=False)
     token = csrf_of(client.get("/login").text)
-    resp = client.post("/login", data={"email": "s@example.com", "password": PASSWORD, "csrf_token": token,
-                                       "next": "//evil.example.com/x"})  # fmt: skip
+    resp = client.post(
+        "/login",
+        data={
+            "email": "s@example.com",
+            "password": PASSWORD,
+            "csrf_token": token,
+            "next": "//evil.example.com/x",
+        },
+    )
     assert resp.headers["location"] == "/customers"
 
 
@@ -65,12 +72,18 @@ def test_tokens_are_listed_without_secret_and_revocable(api_as) -> None:  # type
 
 def test_only_admins_manage_users(api_as) -> None:  # type: ignore[no-untyped-def]
     admin = api_as("admin").client
-    resp = admin.post("/api/v1/users", json={"email": "new@example.com", "name": "新人", "role": "marketing",
-                                             "password": "long-enough-pw"})  # fmt: skip
+    resp = admin.post(
+        "/api/v1/users",
+        json={"email": "new@example.com", "name": "新人", "role": "marketing", "password": "long-enough-pw"},
+    )
     assert resp.status_code == 201 and resp.json()["role"] == "marketing"
-    dup = admin.post("/api/v1/users", json={"email": "NEW@example.com", "name": "x", "role": "viewer",
-                                            "password": "long-enough-pw"})  # fmt: skip
+    dup = admin.post(
+        "/api/v1/users",
+        json={"email": "NEW@example.com", "name": "x", "role": "viewer", "password": "long-enough-pw"},
+    )
     assert dup.status_code == 409 and dup.json()["detail"][0]["field"] == "email"
-    weak = admin.post("/api/v1/users", json={"email": "w@example.com", "name": "x", "role": "god", "password": "short"})
+    weak = admin.post(
+        "/api/v1/users", json={"email": "w@example.com", "name": "x", "role": "god", "password": "short"}
+    )
     assert {d["field"] for d in weak.json()["detail"]} == {"role", "password"}
     assert api_as("manager").client.post("/api/v1/users", json={}).status_code == 403

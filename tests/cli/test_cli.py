@@ -12,12 +12,20 @@ from kokyaku.customers.models import Customer, Identity
 
 
 def kokyaku(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KOKYAKU_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "KOKYAKU_ARGON2_MEMORY_COST": "1024",
-           "KOKYAKU_ARGON2_TIME_COST": "1"}  # fmt: skip
+    env = {
+        **os.environ,
+        "KOKYAKU_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "KOKYAKU_ARGON2_MEMORY_COST": "1024",
+        "KOKYAKU_ARGON2_TIME_COST": "1",
+    }
     return subprocess.run(
-        [sys.executable, "-m", "kokyaku.cli.main", *args], env=env, cwd=tmp_path, capture_output=True, text=True,
+        [sys.executable, "-m", "kokyaku.cli.main", *args],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
         timeout=300,
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture
@@ -33,14 +41,27 @@ def test_init_is_repeatable(initialised: Path) -> None:
 
 
 def test_user_and_token(initialised: Path) -> None:
-    made = kokyaku(initialised, "user", "create", "--email", "Ops@Example.com", "--password", "long-enough-pw",
-                   "--role", "manager")  # fmt: skip
+    made = kokyaku(
+        initialised,
+        "user",
+        "create",
+        "--email",
+        "Ops@Example.com",
+        "--password",
+        "long-enough-pw",
+        "--role",
+        "manager",
+    )
     assert made.returncode == 0, made.stderr
     token = kokyaku(initialised, "token", "create", "--user", "ops@example.com")
-    assert token.returncode == 0 and token.stdout.strip().startswith("kky_") and len(token.stdout.split()) == 1
+    assert (
+        token.returncode == 0 and token.stdout.strip().startswith("kky_") and len(token.stdout.split()) == 1
+    )
     dup = kokyaku(initialised, "user", "create", "--email", "ops@example.com", "--password", "long-enough-pw")
     assert dup.returncode == 1 and "already exists" in dup.stderr and "Traceback" not in dup.stderr
-    bad = kokyaku(initialised, "user", "create", "--email", "x@example.com", "--password", "short", "--role", "root")
+    bad = kokyaku(
+        initialised, "user", "create", "--email", "x@example.com", "--password", "short", "--role", "root"
+    )
     assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1
     nobody = kokyaku(initialised, "token", "create", "--user", "nobody@example.com")
     assert nobody.returncode == 1 and "no user" in nobody.stderr
@@ -68,7 +89,12 @@ def test_demo_writes_searchable_customers_once(initialised: Path) -> None:
 def test_bad_database_url_fails_with_one_line(tmp_path: Path) -> None:
     env_url = "postgresql+psycopg://nobody:x@127.0.0.1:1/none"
     result = subprocess.run(
-        [sys.executable, "-m", "kokyaku.cli.main", "init"], env={**os.environ, "KOKYAKU_DATABASE_URL": env_url},
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert result.returncode == 1 and "could not migrate" in result.stderr and "Traceback" not in result.stderr
+        [sys.executable, "-m", "kokyaku.cli.main", "init"],
+        env={**os.environ, "KOKYAKU_DATABASE_URL": env_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (
+        result.returncode == 1 and "could not migrate" in result.stderr and "Traceback" not in result.stderr
+    )

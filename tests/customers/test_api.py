@@ -39,14 +39,31 @@ def test_create_read_update_delete(api: TestClient) -> None:
 def test_bad_input_names_each_field(api: TestClient) -> None:
     resp = api.post(
         "/api/v1/customers",
-        json={"name": "x" * 201, "emails": ["not-an-email"], "phones": ["12"], "prefecture": "東京",
-              "name_kana": "山田", "birthday": "2999-01-01", "gender": "robot", "emial": "typo@example.jp"},
-    )  # fmt: skip
+        json={
+            "name": "x" * 201,
+            "emails": ["not-an-email"],
+            "phones": ["12"],
+            "prefecture": "東京",
+            "name_kana": "山田",
+            "birthday": "2999-01-01",
+            "gender": "robot",
+            "emial": "typo@example.jp",
+        },
+    )
     assert resp.status_code == 422
     body = resp.json()
     assert body["error"] == "validation_error"
     fields = {d["field"] for d in body["detail"]}
-    assert fields == {"name", "emails.0", "phones.0", "prefecture", "name_kana", "birthday", "gender", "emial"}
+    assert fields == {
+        "name",
+        "emails.0",
+        "phones.0",
+        "prefecture",
+        "name_kana",
+        "birthday",
+        "gender",
+        "emial",
+    }
     assert api.get("/api/v1/customers").json()["items"] == []
 
 
@@ -73,13 +90,20 @@ def test_malformed_json_and_wrong_types_are_4xx(api: TestClient) -> None:
 def test_companies_and_their_contacts(api: TestClient) -> None:
     company = api.post(
         "/api/v1/companies",
-        json={"name": "株式会社さくら商事", "name_kana": "サクラショウジ", "industry": "小売", "company_size": "10-49",
-              "website": "https://sakura.example.co.jp"},
-    ).json()  # fmt: skip
+        json={
+            "name": "株式会社さくら商事",
+            "name_kana": "サクラショウジ",
+            "industry": "小売",
+            "company_size": "10-49",
+            "website": "https://sakura.example.co.jp",
+        },
+    ).json()
     assert company["kind"] == "company"
     person = api.post("/api/v1/customers", json={**PERSON, "company_id": company["id"]}).json()
     assert person["company_id"] == company["id"]
-    assert [c["id"] for c in api.get(f"/api/v1/customers?company_id={company['id']}").json()["items"]] == [person["id"]]
+    assert [c["id"] for c in api.get(f"/api/v1/customers?company_id={company['id']}").json()["items"]] == [
+        person["id"]
+    ]
     assert api.get(f"/api/v1/companies/{person['id']}").status_code == 404
     assert [c["id"] for c in api.get("/api/v1/companies").json()["items"]] == [company["id"]]
     bad = api.post("/api/v1/customers", json={"name": "x", "company_id": person["id"]})
@@ -88,7 +112,9 @@ def test_companies_and_their_contacts(api: TestClient) -> None:
 
 def test_list_filters_search_and_keyset(api: TestClient) -> None:
     for i in range(7):
-        api.post("/api/v1/customers", json={"name": f"高橋 {i}", "name_kana": "タカハシ", "prefecture": "愛知県"})
+        api.post(
+            "/api/v1/customers", json={"name": f"高橋 {i}", "name_kana": "タカハシ", "prefecture": "愛知県"}
+        )
     api.post("/api/v1/customers", json={"name": "伊藤 一", "prefecture": "大阪府", "interests": ["ワイン"]})
     page1 = api.get("/api/v1/customers?q=たかはし&limit=4").json()
     page2 = api.get(f"/api/v1/customers?q=たかはし&limit=4&cursor={page1['next_cursor']}").json()
@@ -111,7 +137,9 @@ def test_roles(api_as, app) -> None:  # type: ignore[no-untyped-def]
         viewer.delete(f"/api/v1/customers/{cid}"),
         sales.delete(f"/api/v1/customers/{cid}"),
         sales.get("/api/v1/users"),
-        sales.post("/api/v1/custom-fields", json={"key": "k", "label_ja": "k", "label_en": "k", "type": "text"}),
+        sales.post(
+            "/api/v1/custom-fields", json={"key": "k", "label_ja": "k", "label_en": "k", "type": "text"}
+        ),
     ):
         assert resp.status_code == 403 and resp.json()["error"] == "forbidden"
     assert TestClient(app).get("/api/v1/customers").status_code == 401
@@ -120,13 +148,29 @@ def test_roles(api_as, app) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_custom_field_definitions_and_values(api: TestClient) -> None:
-    resp = api.post("/api/v1/custom-fields", json={"key": "rank", "label_ja": "ランク", "label_en": "Rank",
-                                                    "type": "choice", "choices": ["gold", "silver"]})  # fmt: skip
+    resp = api.post(
+        "/api/v1/custom-fields",
+        json={
+            "key": "rank",
+            "label_ja": "ランク",
+            "label_en": "Rank",
+            "type": "choice",
+            "choices": ["gold", "silver"],
+        },
+    )
     assert resp.status_code == 201
-    assert api.post("/api/v1/custom-fields", json={"key": "rank", "label_ja": "a", "label_en": "a",
-                                                   "type": "text"}).status_code == 409  # fmt: skip
-    assert api.post("/api/v1/custom-fields", json={"key": "Bad Key", "label_ja": "a", "label_en": "a",
-                                                   "type": "text"}).status_code == 422  # fmt: skip
+    assert (
+        api.post(
+            "/api/v1/custom-fields", json={"key": "rank", "label_ja": "a", "label_en": "a", "type": "text"}
+        ).status_code
+        == 409
+    )
+    assert (
+        api.post(
+            "/api/v1/custom-fields", json={"key": "Bad Key", "label_ja": "a", "label_en": "a", "type": "text"}
+        ).status_code
+        == 422
+    )
     bad = api.post("/api/v1/customers", json={"name": "x", "custom": {"rank": "bronze"}})
     assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "custom.rank"
     ok = api.post("/api/v1/customers", json={"name": "x", "custom": {"rank": "gold"}})
@@ -142,8 +186,17 @@ def test_openapi_and_health(app) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_null_for_every_optional_field_is_accepted_or_refused_cleanly(api: TestClient) -> None:
-    fields = [f for f in PERSON if f != "name"] + ["company_id", "owner_id", "job_title", "industry",
-                                                   "company_size", "website", "note", "custom", "locale"]  # fmt: skip
+    fields = [f for f in PERSON if f != "name"] + [
+        "company_id",
+        "owner_id",
+        "job_title",
+        "industry",
+        "company_size",
+        "website",
+        "note",
+        "custom",
+        "locale",
+    ]
     resp = api.post("/api/v1/customers", json={"name": "空欄 太郎", **dict.fromkeys(fields)})
     assert resp.status_code == 201, resp.text
     cid = resp.json()["id"]

@@ -21,7 +21,9 @@ def _names(db: Database, q: str, **filters: object) -> list[str]:
 
 def test_create_stores_normalised_identities_and_audits(db: Database) -> None:
     with db.session() as s:
-        c = make_customer(s, emails=[" Taro@Example.JP "], phones=["０９０-１２３４-５６７８"], interests=["旅行", "旅行"])
+        c = make_customer(
+            s, emails=[" Taro@Example.JP "], phones=["０９０-１２３４-５６７８"], interests=["旅行", "旅行"]
+        )
         out = service.to_out(s, c)
     assert out.emails == ["taro@example.jp"] and out.email == "taro@example.jp"
     assert out.phones == ["+819012345678"]
@@ -52,9 +54,11 @@ def test_update_records_old_and_new_per_field(db: Database) -> None:
         c = make_customer(s, prefecture="東京都", emails=["a@example.jp"])
     with db.session() as s:
         service.update_customer(
-            s, actor=TEST_ACTOR, customer_id=c.id,
+            s,
+            actor=TEST_ACTOR,
+            customer_id=c.id,
             data=CustomerUpdate(prefecture="大阪府", emails=["b@example.jp"], city="大阪市"),
-        )  # fmt: skip
+        )
     with db.session() as s:
         entry = s.scalars(select(AuditEntry).where(AuditEntry.action == "update")).one()
         assert entry.changes == {
@@ -71,7 +75,9 @@ def test_an_update_that_changes_nothing_writes_no_audit(db: Database) -> None:
     with db.session() as s:
         c = make_customer(s, prefecture="東京都")
     with db.session() as s:
-        service.update_customer(s, actor=TEST_ACTOR, customer_id=c.id, data=CustomerUpdate(prefecture="東京都"))
+        service.update_customer(
+            s, actor=TEST_ACTOR, customer_id=c.id, data=CustomerUpdate(prefecture="東京都")
+        )
         assert s.scalar(select(func.count()).select_from(AuditEntry)) == 1
 
 
@@ -95,8 +101,13 @@ def test_an_update_that_changes_nothing_writes_no_audit(db: Database) -> None:
 def test_search_by_name_kana_email_and_phone(db: Database, query: str, expected: set[str]) -> None:
     with db.session() as s:
         make_customer(s, name="山田 太郎", name_kana="ヤマダ タロウ")
-        make_customer(s, name="山本 花子", name_kana="やまもと はなこ", emails=["hanako@example.jp"],
-                      phones=["090-1111-2222"])  # fmt: skip
+        make_customer(
+            s,
+            name="山本 花子",
+            name_kana="やまもと はなこ",
+            emails=["hanako@example.jp"],
+            phones=["090-1111-2222"],
+        )
         make_customer(s, name="John Smith", name_kana=None)
     assert set(_names(db, query)) == expected
 
@@ -126,12 +137,16 @@ def test_keyset_pages_neither_skip_nor_repeat(db: Database) -> None:
 
 def test_custom_fields_are_validated_by_type(db: Database) -> None:
     with db.session() as s:
-        for key, kind, choices in (("rank", "choice", ["gold", "silver"]), ("visits", "number", []),
-                                   ("joined", "date", [])):  # fmt: skip
+        for key, kind, choices in (
+            ("rank", "choice", ["gold", "silver"]),
+            ("visits", "number", []),
+            ("joined", "date", []),
+        ):
             service.create_custom_field(
-                s, actor=TEST_ACTOR,
+                s,
+                actor=TEST_ACTOR,
                 data=CustomFieldIn(key=key, label_ja=key, label_en=key, type=kind, choices=choices),  # type: ignore[arg-type]
-            )  # fmt: skip
+            )
     with pytest.raises(ValidationFailed) as info, db.session() as s:
         make_customer(s, custom={"rank": "bronze", "visits": "many", "joined": "2024-13-01", "nope": 1})
     fields = {f for f, _m, _p in info.value.problems}
@@ -143,7 +158,9 @@ def test_custom_fields_are_validated_by_type(db: Database) -> None:
 
 def test_contacts_belong_to_a_company(db: Database) -> None:
     with db.session() as s:
-        company = service.create_customer(s, actor=TEST_ACTOR, data=CustomerCreate(kind="company", name="株式会社サンプル"))
+        company = service.create_customer(
+            s, actor=TEST_ACTOR, data=CustomerCreate(kind="company", name="株式会社サンプル")
+        )
         person = make_customer(s, company_id=company.id)
         assert [p.id for p in service.contacts_of(s, company.id)] == [person.id]
     with pytest.raises(ValidationFailed), db.session() as s:

@@ -58,7 +58,9 @@ def test_customer_journey(page: Page, live_server: str, db: Database, settings: 
     screenshot(page, "customer-en")
 
 
-def test_form_errors_are_shown_at_the_field(page: Page, live_server: str, db: Database, settings: Settings) -> None:
+def test_form_errors_are_shown_at_the_field(
+    page: Page, live_server: str, db: Database, settings: Settings
+) -> None:
     make_user(db, settings, role="sales", email="taro@example.com", locale="en")
     page.goto(f"{live_server}/login")
     page.get_by_label("メールアドレス").fill("taro@example.com")

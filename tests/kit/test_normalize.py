@@ -21,7 +21,9 @@ def test_email_is_trimmed_lowercased_and_width_folded() -> None:
     assert normalize_email("ｔａｒｏ＠ｅｘａｍｐｌｅ．ｊｐ") == "taro@example.jp"
 
 
-@pytest.mark.parametrize("bad", ["", "taro", "taro@", "@example.jp", "taro@@example.jp", "taro yamada@example.jp"])
+@pytest.mark.parametrize(
+    "bad", ["", "taro", "taro@", "@example.jp", "taro@@example.jp", "taro yamada@example.jp"]
+)
 def test_malformed_email_is_refused(bad: str) -> None:
     with pytest.raises(NormalizationError):
         normalize_email(bad)

@@ -17,8 +17,10 @@ def test_pages_need_a_login(app) -> None:  # type: ignore[no-untyped-def]
 def test_create_with_errors_shows_localized_messages_at_the_field(page_as) -> None:  # type: ignore[no-untyped-def]
     client: TestClient = page_as("sales", locale="ja")
     token = csrf_of(client.get("/customers/new").text)
-    resp = client.post("/customers/new", data={"csrf_token": token, "name": "", "emails": "bad-address",
-                                               "phones": "12", "name_kana": "山田"})  # fmt: skip
+    resp = client.post(
+        "/customers/new",
+        data={"csrf_token": token, "name": "", "emails": "bad-address", "phones": "12", "name_kana": "山田"},
+    )
     assert resp.status_code == 422
     html = resp.text
     assert "メールアドレスの形式が正しくありません。" in html
@@ -31,16 +33,33 @@ def test_create_with_errors_shows_localized_messages_at_the_field(page_as) -> No
 def test_create_edit_and_see_the_audit_entry(page_as) -> None:  # type: ignore[no-untyped-def]
     client: TestClient = page_as("sales", locale="en")
     token = csrf_of(client.get("/customers/new").text)
-    resp = client.post("/customers/new", data={"csrf_token": token, "name": "中村 美咲", "name_kana": "ナカムラ ミサキ",
-                                               "emails": "misaki@example.jp", "prefecture": "京都府"})  # fmt: skip
+    resp = client.post(
+        "/customers/new",
+        data={
+            "csrf_token": token,
+            "name": "中村 美咲",
+            "name_kana": "ナカムラ ミサキ",
+            "emails": "misaki@example.jp",
+            "prefecture": "京都府",
+        },
+    )
     assert resp.status_code == 303
     url = resp.headers["location"]
     page = client.get(url).text
     assert "中村 美咲" in page and "ナカムラ ミサキ" in page and "Kyoto" in page
     form = client.get(url + "/edit").text
     assert 'value="misaki@example.jp"' in form
-    resp = client.post(url + "/edit", data={"csrf_token": csrf_of(form), "name": "中村 美咲", "name_kana": "ナカムラ ミサキ",
-                                            "emails": "misaki@example.jp", "prefecture": "京都府", "city": "京都市"})  # fmt: skip
+    resp = client.post(
+        url + "/edit",
+        data={
+            "csrf_token": csrf_of(form),
+            "name": "中村 美咲",
+            "name_kana": "ナカムラ ミサキ",
+            "emails": "misaki@example.jp",
+            "prefecture": "京都府",
+            "city": "京都市",
+        },
+    )
     assert resp.status_code == 303
     history = client.get(url).text
     assert re.search(r"City</span>: <del>—</del> → <ins>京都市</ins>", history)
@@ -83,15 +102,34 @@ def test_language_follows_choice_then_browser(page_as, app) -> None:  # type: ig
 def test_admin_manages_users_and_custom_fields(page_as) -> None:  # type: ignore[no-untyped-def]
     client: TestClient = page_as("admin", locale="en")
     token = csrf_of(client.get("/admin/users").text)
-    bad = client.post("/admin/users", data={"csrf_token": token, "name": "x", "email": "nope", "password": "short",
-                                            "role": "sales"})  # fmt: skip
+    bad = client.post(
+        "/admin/users",
+        data={"csrf_token": token, "name": "x", "email": "nope", "password": "short", "role": "sales"},
+    )
     assert bad.status_code == 422 and "Not a valid email address." in bad.text
-    ok = client.post("/admin/users", data={"csrf_token": token, "name": "新人", "email": "n@example.com",
-                                           "password": "long-enough-pw", "role": "sales"})  # fmt: skip
+    ok = client.post(
+        "/admin/users",
+        data={
+            "csrf_token": token,
+            "name": "新人",
+            "email": "n@example.com",
+            "password": "long-enough-pw",
+            "role": "sales",
+        },
+    )
     assert ok.status_code == 303 and "n@example.com" in client.get("/admin/users").text
-    ok = client.post("/admin/fields", data={"csrf_token": token, "key": "rank", "label_ja": "ランク",
-                                            "label_en": "Rank", "type": "choice", "choices": "gold, silver",
-                                            "applies_to": "person"})  # fmt: skip
+    ok = client.post(
+        "/admin/fields",
+        data={
+            "csrf_token": token,
+            "key": "rank",
+            "label_ja": "ランク",
+            "label_en": "Rank",
+            "type": "choice",
+            "choices": "gold, silver",
+            "applies_to": "person",
+        },
+    )
     assert ok.status_code == 303
     form = client.get("/customers/new").text
     assert 'name="custom.rank"' in form and "<option >gold</option>" in form

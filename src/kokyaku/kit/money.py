@@ -10,4 +10,6 @@ def minor_to_major(amount: int, currency: str = "JPY") -> float:
 def format_money(amount: int | None, currency: str = "JPY", locale: str = "ja") -> str:
     if amount is None:
         return "—"
-    return format_currency(minor_to_major(amount, currency), currency, locale="ja_JP" if locale == "ja" else "en_US")
+    return format_currency(
+        minor_to_major(amount, currency), currency, locale="ja_JP" if locale == "ja" else "en_US"
+    )

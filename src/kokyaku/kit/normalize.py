@@ -20,9 +20,7 @@ def fold_width(text: str) -> str:
 
 
 def katakana_to_hiragana(text: str) -> str:
-    return "".join(
-        chr(ord(ch) - 0x60) if _KATAKANA_START <= ord(ch) <= _KATAKANA_END else ch for ch in text
-    )
+    return "".join(chr(ord(ch) - 0x60) if _KATAKANA_START <= ord(ch) <= _KATAKANA_END else ch for ch in text)
 
 
 def search_key(text: str | None) -> str:

@@ -9,10 +9,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from kokyaku.auth import service as auth
 from kokyaku.auth.models import User
 from kokyaku.auth.permissions import Perm
-from kokyaku.kit.ids import PathId
 from kokyaku.deps import DB, SettingsDep, actor, check_csrf, page_permission
 from kokyaku.errors import TooManyAttempts
 from kokyaku.i18n import LOCALES, gettext
+from kokyaku.kit.ids import PathId
 from kokyaku.web.render import locale_of, render
 
 router = APIRouter(include_in_schema=False)
@@ -50,10 +50,14 @@ def login(
         user = auth.authenticate(db, settings, email=email, password=password)
     except TooManyAttempts as exc:
         message = gettext(locale_of(request), exc.message, **exc.params)
-        return render(request, "login.html", {"next": _safe_next(next), "error": message, "email": email}, 429)
+        return render(
+            request, "login.html", {"next": _safe_next(next), "error": message, "email": email}, 429
+        )
     if user is None:
         message = gettext(locale_of(request), "The email or password is wrong.")
-        return render(request, "login.html", {"next": _safe_next(next), "error": message, "email": email}, 401)
+        return render(
+            request, "login.html", {"next": _safe_next(next), "error": message, "email": email}, 401
+        )
     request.session.clear()  # a fresh session on login: no fixation
     request.session["user_id"] = user.id
     if user.locale:
@@ -86,7 +90,9 @@ def account(request: Request, db: DB, user: Me) -> Response:
 
 
 @router.post("/account/tokens", response_class=HTMLResponse, dependencies=[Csrf])
-def create_token(request: Request, db: DB, user: Me, name: Annotated[str, Form(min_length=1, max_length=100)]) -> Response:
+def create_token(
+    request: Request, db: DB, user: Me, name: Annotated[str, Form(min_length=1, max_length=100)]
+) -> Response:
     _row, token = auth.create_token(db, actor=actor(user), user=user, name=name)
     return render(request, "account.html", {"tokens": auth.tokens_of(db, user), "new_token": token})
 

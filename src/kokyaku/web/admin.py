@@ -11,9 +11,9 @@ from kokyaku.auth.permissions import ROLES, Perm
 from kokyaku.auth.schemas import UserCreate, UserUpdate
 from kokyaku.customers import service as customers
 from kokyaku.customers.schemas import CustomFieldIn
-from kokyaku.kit.ids import PathId
 from kokyaku.deps import DB, SettingsDep, actor, check_csrf, page_permission
 from kokyaku.errors import KokyakuError
+from kokyaku.kit.ids import PathId
 from kokyaku.web.forms import errors_of, form_dict, parse
 from kokyaku.web.render import locale_of, render
 
@@ -49,7 +49,9 @@ async def create_user(request: Request, db: DB, settings: SettingsDep, admin: Us
 
 
 @router.post("/users/{user_id}", dependencies=[Csrf])
-async def update_user(request: Request, db: DB, settings: SettingsDep, admin: UserAdmin, user_id: PathId) -> Response:
+async def update_user(
+    request: Request, db: DB, settings: SettingsDep, admin: UserAdmin, user_id: PathId
+) -> Response:
     raw = form_dict(await request.form())
     raw["is_active"] = raw.get("is_active") == "on"
     if user_id == admin.id:

@@ -16,10 +16,10 @@ from kokyaku.auth.permissions import Perm
 from kokyaku.customers import service
 from kokyaku.customers.models import COMPANY, COMPANY_SIZES, GENDERS, PERSON, Customer
 from kokyaku.customers.schemas import CustomerCreate, CustomerUpdate
-from kokyaku.kit.ids import PathId
 from kokyaku.deps import DB, actor, check_csrf, page_permission
 from kokyaku.errors import KokyakuError
 from kokyaku.i18n import gettext
+from kokyaku.kit.ids import PathId
 from kokyaku.kit.prefectures import PREFECTURE_NAMES, prefecture_label
 from kokyaku.web.forms import errors_of, form_dict, parse
 from kokyaku.web.render import locale_of, render
@@ -32,13 +32,31 @@ Csrf = Depends(check_csrf)
 LIST_FIELDS = ("emails", "phones", "interests")
 # Audit rows name fields by column; these are the labels (gettext msgids) people see.
 FIELD_LABELS = {
-    "name": "Name", "name_kana": "Name in kana", "emails": "Email", "phones": "Phone",
-    "external_ids": "External ids", "birthday": "Birthday", "gender": "Gender", "postal_code": "Postal code",
-    "prefecture": "Prefecture", "city": "City", "street": "Street", "company_id": "Company",
-    "job_title": "Job title", "industry": "Industry", "company_size": "Size", "website": "Website",
-    "source": "Acquisition source", "channel": "Acquisition channel", "owner_id": "Owner", "locale": "Language",
-    "note": "Note", "interests": "Interests", "custom": "Custom fields", "kind": "Type",
-}  # fmt: skip
+    "name": "Name",
+    "name_kana": "Name in kana",
+    "emails": "Email",
+    "phones": "Phone",
+    "external_ids": "External ids",
+    "birthday": "Birthday",
+    "gender": "Gender",
+    "postal_code": "Postal code",
+    "prefecture": "Prefecture",
+    "city": "City",
+    "street": "Street",
+    "company_id": "Company",
+    "job_title": "Job title",
+    "industry": "Industry",
+    "company_size": "Size",
+    "website": "Website",
+    "source": "Acquisition source",
+    "channel": "Acquisition channel",
+    "owner_id": "Owner",
+    "locale": "Language",
+    "note": "Note",
+    "interests": "Interests",
+    "custom": "Custom fields",
+    "kind": "Type",
+}
 PAGE_SIZE = 50
 
 
@@ -147,7 +165,9 @@ async def create(request: Request, db: DB, user: Writer) -> Response:
         except KokyakuError as exc:
             db.rollback()  # nothing half-written: the form comes back with the message at the field
             errors = errors_of(exc, locale_of(request))
-    return render(request, "customers/form.html", _form_context(request, db, kind, raw, errors, request.url.path), 422)
+    return render(
+        request, "customers/form.html", _form_context(request, db, kind, raw, errors, request.url.path), 422
+    )
 
 
 @router.get("/customers/{customer_id}", response_class=HTMLResponse)
@@ -171,7 +191,9 @@ def detail(request: Request, db: DB, user: Reader, customer_id: PathId) -> Respo
 @router.get("/customers/{customer_id}/edit", response_class=HTMLResponse)
 def edit_form(request: Request, db: DB, _user: Writer, customer_id: PathId) -> Response:
     customer = service.get_customer(db, customer_id)
-    ctx = _form_context(request, db, customer.kind, _values_of(db, customer), {}, f"/customers/{customer_id}/edit")
+    ctx = _form_context(
+        request, db, customer.kind, _values_of(db, customer), {}, f"/customers/{customer_id}/edit"
+    )
     ctx["customer_id"] = customer_id
     return render(request, "customers/form.html", ctx)
 

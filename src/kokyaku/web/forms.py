@@ -12,7 +12,9 @@ from kokyaku.web.render import validation_problems
 FieldErrors = dict[str, str]
 
 
-def form_dict(form: FormData, *, lists: tuple[str, ...] = (), skip: tuple[str, ...] = ("csrf_token",)) -> dict[str, Any]:
+def form_dict(
+    form: FormData, *, lists: tuple[str, ...] = (), skip: tuple[str, ...] = ("csrf_token",)
+) -> dict[str, Any]:
     """Form fields as a dict: empty means None; list fields split on commas and new lines; custom.x nested."""
     data: dict[str, Any] = {}
     custom: dict[str, Any] = {}

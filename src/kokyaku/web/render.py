@@ -52,7 +52,9 @@ def _formatters(locale: str, tz: str) -> dict[str, Any]:
     }
 
 
-def render(request: Request, name: str, context: dict[str, Any] | None = None, status: int = 200) -> HTMLResponse:
+def render(
+    request: Request, name: str, context: dict[str, Any] | None = None, status: int = 200
+) -> HTMLResponse:
     locale = locale_of(request)
     user = getattr(request.state, "user", None)
 
@@ -64,7 +66,7 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None, s
         "_": _,
         "locale": locale,
         "user": user,
-        "can": (lambda perm: bool(user) and can(user.role, Perm(perm))),
+        "can": (lambda perm: user is not None and can(user.role, Perm(perm))),
         "csrf": csrf_token(request),
         **_formatters(locale, user.timezone if user else request.app.state.settings.timezone),
         **(context or {}),
