@@ -24,7 +24,19 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-SEARCHES = ["山", "田中", "やまだ", "サトウ", "佐藤 美", "たかはし", "smith", "Jo", "hiroshi.", "090-12", "鈴木 一"]
+SEARCHES = [
+    "山",
+    "田中",
+    "やまだ",
+    "サトウ",
+    "佐藤 美",
+    "たかはし",
+    "smith",
+    "Jo",
+    "hiroshi.",
+    "090-12",
+    "鈴木 一",
+]
 
 
 def _port() -> int:
@@ -57,8 +69,12 @@ def _bare_app(db_path: str):  # type: ignore[no-untyped-def]
         body["identities"] = c.execute(
             "SELECT kind, value, source FROM customer_identities WHERE customer_id = ? ORDER BY id", (cid,)
         ).fetchall()
-        body["interests"] = [r[0] for r in c.execute(
-            "SELECT tag FROM customer_interests WHERE customer_id = ? ORDER BY tag", (cid,))]  # fmt: skip
+        body["interests"] = [
+            r[0]
+            for r in c.execute(
+                "SELECT tag FROM customer_interests WHERE customer_id = ? ORDER BY tag", (cid,)
+            )
+        ]
         return JSONResponse(body)
 
     from starlette.concurrency import run_in_threadpool
@@ -101,7 +117,9 @@ async def _load(urls: list[str], headers: dict[str, str], concurrency: int) -> l
 
 def _run(kind: str, db_path: str, paths: list[str], headers: dict[str, str], concurrency: int) -> list[float]:
     port = _port()
-    proc = multiprocessing.get_context("spawn").Process(target=_serve, args=(kind, db_path, port), daemon=True)
+    proc = multiprocessing.get_context("spawn").Process(
+        target=_serve, args=(kind, db_path, port), daemon=True
+    )
     proc.start()
     base = f"http://127.0.0.1:{port}"
     for _ in range(200):
@@ -123,7 +141,9 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--db", required=True)
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, default=8)
@@ -131,10 +151,28 @@ def main() -> None:
     db_path = str(Path(args.db).resolve())
     env = {**os.environ, "KOKYAKU_DATABASE_URL": f"sqlite:///{db_path}"}
     kokyaku = str(Path(sys.executable).with_name("kokyaku"))
-    subprocess.run([kokyaku, "user", "create", "--email", "bench@example.com", "--password", "bench-password",
-                    "--role", "viewer"], env=env, capture_output=True)  # fmt: skip
-    token = subprocess.run([kokyaku, "token", "create", "--user", "bench@example.com"], env=env,
-                           capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    subprocess.run(
+        [
+            kokyaku,
+            "user",
+            "create",
+            "--email",
+            "bench@example.com",
+            "--password",
+            "bench-password",
+            "--role",
+            "viewer",
+        ],
+        env=env,
+        capture_output=True,
+    )
+    token = subprocess.run(
+        [kokyaku, "token", "create", "--user", "bench@example.com"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     with sqlite3.connect(db_path) as c:
         low, high = c.execute("SELECT min(id), max(id) FROM customers").fetchone()
         count = c.execute("SELECT count(*) FROM customers").fetchone()[0]
@@ -142,20 +180,30 @@ def main() -> None:
     ids = [rng.randint(low, high) for _ in range(args.requests)]
     headers = {"Authorization": f"Bearer {token}"}
     results = {}
-    results["bare lookup"] = _run("bare", db_path, [f"/bare/customers/{i}" for i in ids], {}, args.concurrency)
-    results["api lookup"] = _run("app", db_path, [f"/api/v1/customers/{i}" for i in ids], headers, args.concurrency)
-    searches = [f"/api/v1/customers?limit=20&q={httpx.URL('', params={'q': rng.choice(SEARCHES)}).params['q']}"
-                for _ in range(max(args.requests // 4, 200))]  # fmt: skip
+    results["bare lookup"] = _run(
+        "bare", db_path, [f"/bare/customers/{i}" for i in ids], {}, args.concurrency
+    )
+    results["api lookup"] = _run(
+        "app", db_path, [f"/api/v1/customers/{i}" for i in ids], headers, args.concurrency
+    )
+    searches = [
+        f"/api/v1/customers?limit=20&q={httpx.URL('', params={'q': rng.choice(SEARCHES)}).params['q']}"
+        for _ in range(max(args.requests // 4, 200))
+    ]
     results["api search"] = _run("app", db_path, searches, headers, args.concurrency)
     print(f"{count:,} customers, {args.concurrency} concurrent clients, {os.cpu_count()} cores")
     print(f"{'':14}{'n':>7}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}")
     summary = {}
     for name, lat in results.items():
         summary[name] = {"n": len(lat), "p50": _pct(lat, 50), "p95": _pct(lat, 95), "p99": _pct(lat, 99)}
-        print(f"{name:14}{len(lat):>7}{summary[name]['p50']:>9.2f}{summary[name]['p95']:>9.2f}{summary[name]['p99']:>9.2f}")
+        print(
+            f"{name:14}{len(lat):>7}{summary[name]['p50']:>9.2f}{summary[name]['p95']:>9.2f}{summary[name]['p99']:>9.2f}"
+        )
     ratio = summary["api lookup"]["p50"] / summary["bare lookup"]["p50"]
-    print(f"overhead ratio (api / bare, p50): {ratio:.2f}x; p95: "
-          f"{summary['api lookup']['p95'] / summary['bare lookup']['p95']:.2f}x")  # fmt: skip
+    print(
+        f"overhead ratio (api / bare, p50): {ratio:.2f}x; p95: "
+        f"{summary['api lookup']['p95'] / summary['bare lookup']['p95']:.2f}x"
+    )
     print(json.dumps(summary))
 
 

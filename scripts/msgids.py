@@ -9,8 +9,10 @@ PATTERNS = [
     re.compile(r'_\(\s*"((?:[^"\\]|\\.)+)"'),
     re.compile(r"_\(\s*'((?:[^'\\]|\\.)+)'"),
     re.compile(r'gettext\(\s*\w+,\s*"((?:[^"\\]|\\.)+)"'),
-    re.compile(r'^\s+message = "((?:[^"\\]|\\.)+)"', re.M),
-    re.compile(r'(?:ValueError|NormalizationError|Conflict|NotFound|NotAuthenticated|KokyakuError)\(\s*"((?:[^"\\]|\\.)+)"'),
+    re.compile(r'^\s+message = "([A-Z{](?:[^"\\]|\\.)+)"', re.M),
+    re.compile(
+        r'(?:ValueError|NormalizationError|Conflict|NotFound|NotAuthenticated|KokyakuError)\(\s*"((?:[^"\\]|\\.)+)"'
+    ),
     re.compile(r'\(\s*"[\w.]+",\s*"((?:[^"\\]|\\.)+)",\s*\{'),
     re.compile(r'^\s+"\w+": "((?:[^"\\]|\\.)+\.)",$', re.M),
 ]
@@ -21,7 +23,9 @@ def msgids(paths: list[Path]) -> set[str]:
     for path in paths:
         text = path.read_text(encoding="utf-8")
         for pattern in PATTERNS:
-            found.update(m.encode().decode("unicode_escape") if "\\" in m else m for m in pattern.findall(text))
+            found.update(
+                m.encode().decode("unicode_escape") if "\\" in m else m for m in pattern.findall(text)
+            )
     return found
 
 

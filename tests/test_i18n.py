@@ -10,9 +10,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from msgids import msgids, source_files  # noqa: E402
 
 
+# Raised only on programming or configuration mistakes, in logs and tracebacks: never shown to a user.
+FOR_DEVELOPERS = {
+    "KOKYAKU_SECRET_KEY must be set to a random value in production",
+    "every_seconds must be at least 1",
+    "max_attempts must be at least 1",
+    "months must be >= 0 and monthly_discount > -1",
+    "naive datetime given; Kokyaku stores only timezone-aware datetimes",
+    "run_at must be timezone-aware",
+}
+
+
 def test_every_msgid_in_the_code_is_translated_to_japanese() -> None:
     ja = catalog("ja")
-    missing = sorted(m for m in msgids(source_files()) if m not in ja)
+    missing = sorted(m for m in msgids(source_files()) - FOR_DEVELOPERS if m not in ja)
     assert missing == []
 
 

@@ -135,6 +135,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('customer_identities', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_customer_identities_customer_id'), ['customer_id'], unique=False)
+        batch_op.create_index('ix_customer_identities_kind_value_customer', ['kind', 'value', 'customer_id'], unique=False)
 
     op.create_table('customer_interests',
     sa.Column('customer_id', sa.Integer(), nullable=False),
@@ -163,6 +164,7 @@ def downgrade() -> None:
 
     op.drop_table('customer_interests')
     with op.batch_alter_table('customer_identities', schema=None) as batch_op:
+        batch_op.drop_index('ix_customer_identities_kind_value_customer')
         batch_op.drop_index(batch_op.f('ix_customer_identities_customer_id'))
 
     op.drop_table('customer_identities')

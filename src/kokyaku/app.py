@@ -8,15 +8,24 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from kokyaku import __version__
 from kokyaku.auth.api import router as users_api
+from kokyaku.commerce.api import router as commerce_api
 from kokyaku.config import Settings, get_settings
 from kokyaku.customers.api import router as customers_api
+from kokyaku.customers.merge_api import router as merges_api
 from kokyaku.db import Database
 from kokyaku.errors import KokyakuError, NotAuthenticated
+from kokyaku.feedback.api import router as feedback_api
+from kokyaku.imports.api import router as exports_api
+from kokyaku.jobs.api import router as jobs_api
+from kokyaku.jobs.worker import lifespan as jobs_lifespan
+from kokyaku.segments.api import router as segments_api
+from kokyaku.timeline.api import router as timeline_api
 from kokyaku.web import pages
 from kokyaku.web.render import render_error, validation_problems
 
@@ -33,6 +42,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         title="Kokyaku",
         version=__version__,
         description="Customer platform API. Authenticate with `Authorization: Bearer <token>`.",
+        lifespan=jobs_lifespan,  # the in-process worker (settings.run_worker_in_process)
     )
     app.state.settings = settings
     app.state.db = db or Database(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
@@ -45,7 +55,14 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         https_only=settings.secure_cookies,
     )
     app.include_router(customers_api)
+    app.include_router(merges_api)
     app.include_router(users_api)
+    app.include_router(jobs_api)
+    app.include_router(timeline_api)
+    app.include_router(commerce_api)
+    app.include_router(segments_api)
+    app.include_router(exports_api)
+    app.include_router(feedback_api)
     pages.include(app)
     app.mount("/static/vendor", StaticFiles(packages=[("js_lib_htmx", "static")]), name="vendor")
     plotly_js = Path(plotly.__file__).parent / "package_data"
@@ -78,6 +95,15 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         if _is_api(request) or request.url.path.startswith("/static"):
             return JSONResponse({"error": code, "detail": exc.detail}, status_code=exc.status_code)
         return render_error(request, exc.status_code, "This page does not exist.", {})
+
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    async def out_of_range(request: Request, exc: Exception) -> Response:
+        # A number the database cannot hold (an id beyond 64 bits): the input is wrong, not the server.
+        if _is_api(request):
+            detail = "A number in the request is out of range."
+            return JSONResponse({"error": "out_of_range", "detail": detail}, status_code=422)
+        return render_error(request, 400, "A number in the request is out of range.", {})
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

@@ -204,3 +204,11 @@ def test_null_for_every_optional_field_is_accepted_or_refused_cleanly(api: TestC
     assert resp.status_code == 200, resp.text
     resp = api.patch(f"/api/v1/customers/{cid}", json={"name": None})
     assert resp.status_code == 422 and resp.json()["detail"][0]["field"] == "name"
+
+
+def test_control_characters_are_refused_at_the_field(api: TestClient) -> None:
+    resp = api.post("/api/v1/customers", json={"name": "山田\x01太郎", "city": "札幌\n市", "note": "一行目\n二行目"})
+    assert resp.status_code == 422
+    assert {d["field"] for d in resp.json()["detail"]} == {"name", "city"}
+    ok = api.post("/api/v1/customers", json={"name": "山田 太郎", "note": "一行目\n二行目"})
+    assert ok.status_code == 201 and ok.json()["note"] == "一行目\n二行目"

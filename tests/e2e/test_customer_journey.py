@@ -8,8 +8,7 @@ from playwright.sync_api import Page, expect
 
 from kokyaku.config import Settings
 from kokyaku.db import Database
-from tests.conftest import PASSWORD, make_user
-from tests.e2e.conftest import screenshot
+from tests.conftest import PASSWORD, make_user, screenshot
 
 pytestmark = pytest.mark.e2e
 

@@ -38,7 +38,9 @@ def get_user(db: DB, _admin: Admin, user_id: PathId) -> UserOut:
 
 @router.patch("/users/{user_id}", response_model=UserOut)
 def update_user(db: DB, settings: SettingsDep, admin: Admin, user_id: PathId, body: UserUpdate) -> UserOut:
-    return UserOut.model_validate(service.update_user(db, settings, actor=actor(admin), user_id=user_id, data=body))
+    return UserOut.model_validate(
+        service.update_user(db, settings, actor=actor(admin), user_id=user_id, data=body)
+    )
 
 
 @router.get("/tokens", response_model=list[TokenOut], tags=["tokens"])

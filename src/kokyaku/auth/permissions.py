@@ -7,24 +7,60 @@ class Perm(StrEnum):
     CUSTOMERS_READ = "customers:read"
     CUSTOMERS_WRITE = "customers:write"
     CUSTOMERS_DELETE = "customers:delete"
+    CUSTOMERS_MERGE = "customers:merge"  # see duplicate candidates, merge and undo merges
     USERS_MANAGE = "users:manage"
     FIELDS_MANAGE = "fields:manage"
     AUDIT_READ = "audit:read"
     TOKENS_OWN = "tokens:own"
+    TOUCHPOINTS_WRITE = "touchpoints:write"
+    EVENTS_INGEST = "events:ingest"
+    SEGMENTS_READ = "segments:read"
+    SEGMENTS_WRITE = "segments:write"
+    JOBS_OWN = "jobs:own"  # see, cancel and retry the jobs one started
+    JOBS_ALL = "jobs:all"  # the same for everyone's jobs
+    ORDERS_READ = "orders:read"  # orders, products and purchase metrics
+    ORDERS_WRITE = "orders:write"  # place orders, change status, returns and refunds
+    PRODUCTS_MANAGE = "products:manage"
+    DATA_EXPORT = "data:export"  # download customers and orders as CSV/XLSX (imports need customers:write)
+    FEEDBACK_READ = "feedback:read"  # survey results, reviews, follow-ups (owners close their own)
+    FEEDBACK_WRITE = "feedback:write"  # build and send surveys, import and acknowledge reviews, any follow-up
 
 
 ROLES = ("admin", "manager", "sales", "support", "marketing", "viewer")
 
-_READ = {Perm.CUSTOMERS_READ, Perm.TOKENS_OWN}
-_EDIT = _READ | {Perm.CUSTOMERS_WRITE, Perm.AUDIT_READ}
+_READ = {Perm.CUSTOMERS_READ, Perm.TOKENS_OWN, Perm.SEGMENTS_READ, Perm.JOBS_OWN, Perm.ORDERS_READ}
+_EDIT = _READ | {
+    Perm.CUSTOMERS_WRITE,
+    Perm.AUDIT_READ,
+    Perm.TOUCHPOINTS_WRITE,
+    Perm.EVENTS_INGEST,
+    Perm.ORDERS_WRITE,
+    Perm.DATA_EXPORT,
+}
 
 ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
     "admin": frozenset(Perm),
-    "manager": frozenset(_EDIT | {Perm.CUSTOMERS_DELETE}),
+    "manager": frozenset(
+        _EDIT
+        | {
+            Perm.CUSTOMERS_DELETE,
+            Perm.CUSTOMERS_MERGE,
+            Perm.SEGMENTS_WRITE,
+            Perm.JOBS_ALL,
+            Perm.PRODUCTS_MANAGE,
+        }
+    ),
     "sales": frozenset(_EDIT),
     "support": frozenset(_EDIT),
-    "marketing": frozenset(_EDIT),
+    "marketing": frozenset(_EDIT | {Perm.SEGMENTS_WRITE}),
     "viewer": frozenset(_READ | {Perm.AUDIT_READ}),
+}
+
+# Feedback: every role reads; marketing, support and managers also write (admin holds every permission).
+_FEEDBACK_WRITERS = ("manager", "support", "marketing")
+ROLE_PERMISSIONS = {
+    role: perms | {Perm.FEEDBACK_READ} | ({Perm.FEEDBACK_WRITE} if role in _FEEDBACK_WRITERS else set())
+    for role, perms in ROLE_PERMISSIONS.items()
 }
 
 

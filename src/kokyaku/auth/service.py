@@ -53,13 +53,19 @@ def create_user(session: Session, settings: Settings, *, actor: Actor, data: Use
     session.add(user)
     session.flush()
     audit.record(
-        session, actor=actor, entity_type="user", entity_id=user.id, action="create",
+        session,
+        actor=actor,
+        entity_type="user",
+        entity_id=user.id,
+        action="create",
         changes=audit.diff({}, {"email": user.email, "name": user.name, "role": user.role}),
-    )  # fmt: skip
+    )
     return user
 
 
-def update_user(session: Session, settings: Settings, *, actor: Actor, user_id: int, data: UserUpdate) -> User:
+def update_user(
+    session: Session, settings: Settings, *, actor: Actor, user_id: int, data: UserUpdate
+) -> User:
     user = get_user(session, user_id)
     before = {"name": user.name, "role": user.role, "locale": user.locale, "is_active": user.is_active}
     for field in ("name", "role", "locale", "is_active"):
@@ -71,7 +77,9 @@ def update_user(session: Session, settings: Settings, *, actor: Actor, user_id: 
         user.password_hash = hasher(settings).hash(data.password)
         changes["password"] = ["***", "***"]
     if changes:
-        audit.record(session, actor=actor, entity_type="user", entity_id=user.id, action="update", changes=changes)
+        audit.record(
+            session, actor=actor, entity_type="user", entity_id=user.id, action="update", changes=changes
+        )
     return user
 
 
@@ -93,7 +101,9 @@ def authenticate(session: Session, settings: Settings, *, email: str, password: 
     email = email.strip().lower()
     since = utcnow() - timedelta(seconds=settings.login_window_seconds)
     failures = session.scalar(
-        select(func.count()).select_from(LoginAttempt).where(LoginAttempt.email == email, LoginAttempt.at >= since)
+        select(func.count())
+        .select_from(LoginAttempt)
+        .where(LoginAttempt.email == email, LoginAttempt.at >= since)
     )
     if (failures or 0) >= settings.login_max_failures:
         raise TooManyAttempts(minutes=settings.login_window_seconds // 60)
@@ -127,9 +137,13 @@ def create_token(session: Session, *, actor: Actor, user: User, name: str = "api
     session.add(row)
     session.flush()
     audit.record(
-        session, actor=actor, entity_type="api_token", entity_id=row.id, action="create",
+        session,
+        actor=actor,
+        entity_type="api_token",
+        entity_id=row.id,
+        action="create",
         changes={"user": [None, user.email], "name": [None, name]},
-    )  # fmt: skip
+    )
     return row, token
 
 

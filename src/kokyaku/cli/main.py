@@ -11,18 +11,37 @@ from kokyaku.audit.service import Actor
 from kokyaku.auth import service as auth
 from kokyaku.auth.models import User
 from kokyaku.auth.permissions import ROLES
-from kokyaku.auth.schemas import UserCreate
+from kokyaku.auth.schemas import UserCreate, UserUpdate
+from kokyaku.cli.analytics import analytics_app
+from kokyaku.cli.commerce import metrics_app
 from kokyaku.cli.common import console, database, fail, settings
+from kokyaku.cli.customers import customers_app
+from kokyaku.cli.feedback import reviews_app, surveys_app
+from kokyaku.cli.imports import export_command, import_command
+from kokyaku.cli.jobs import jobs_app, worker
+from kokyaku.cli.segments import segments_app
 from kokyaku.errors import KokyakuError
 
 app = typer.Typer(
-    help="Kokyaku (顧客): customer platform.", no_args_is_help=True, add_completion=False,
+    help="Kokyaku (顧客): customer platform.",
+    no_args_is_help=True,
+    add_completion=False,
     pretty_exceptions_show_locals=False,
-)  # fmt: skip
+)
 user_app = typer.Typer(help="Users and roles.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
+app.add_typer(metrics_app, name="metrics")
+app.add_typer(customers_app, name="customers")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(segments_app, name="segments")
+app.add_typer(surveys_app, name="surveys")
+app.add_typer(reviews_app, name="reviews")
+app.add_typer(analytics_app, name="analytics")
+app.command()(worker)
+app.command("import")(import_command)
+app.command("export")(export_command)
 CLI = Actor.system("cli")
 
 
@@ -57,13 +76,25 @@ def demo(
     customers: Annotated[int, typer.Option(min=1, help="How many customers to generate.")] = 2000,
     seed: Annotated[int, typer.Option(help="Random seed, for repeatable data.")] = 7,
     if_empty: Annotated[bool, typer.Option("--if-empty", help="Do nothing if customers exist.")] = False,
+    orders_per_customer: Annotated[float, typer.Option(min=0, help="Average orders per customer.")] = 10.0,
+    touchpoints_per_customer: Annotated[
+        float, typer.Option(min=0, help="Average touchpoints (visits, emails, calls...) per customer.")
+    ] = 5.0,
 ) -> None:
     """Fill the database with realistic Japanese and English demo data (bulk inserts)."""
     from kokyaku.demo.generate import generate
 
     db = database()
     try:
-        generate(db, customers=customers, seed=seed, if_empty=if_empty, console=console)
+        generate(
+            db,
+            customers=customers,
+            seed=seed,
+            if_empty=if_empty,
+            console=console,
+            orders_per_customer=orders_per_customer,
+            touchpoints_per_customer=touchpoints_per_customer,
+        )
     except KokyakuError as exc:
         fail(str(exc))
 
@@ -96,13 +127,37 @@ def ensure_admin(email: Annotated[str, typer.Option()] = "admin@example.com") ->
     s = settings()
     with database().session() as session:
         if session.scalar(select(User.id).where(User.role == "admin").limit(1)):
-            console.print("an admin exists already; log in with your admin account")
+            console.print(
+                "an admin exists already; forgot the password? kokyaku user set-password --email E --password P"
+            )
             return
         password = secrets.token_urlsafe(12)
         auth.create_user(
-            session, s, actor=CLI, data=UserCreate(email=email, password=password, role="admin", name="管理者")
+            session,
+            s,
+            actor=CLI,
+            data=UserCreate(email=email, password=password, role="admin", name="管理者"),
         )
     typer.echo(f"admin login: {email} / {password}")
+
+
+@user_app.command("set-password")
+def user_set_password(
+    email: Annotated[str, typer.Option(help="The user's email.")],
+    password: Annotated[str, typer.Option(help="At least 10 characters.")],
+) -> None:
+    """Set a user's password (for a forgotten admin login)."""
+    s = settings()
+    try:
+        data = UserUpdate(password=password)
+    except ValidationError as exc:
+        fail(f"password: {exc.errors()[0]['msg'].removeprefix('Value error, ')}")
+    with database().session() as session:
+        user = session.scalar(select(User).where(User.email == email.strip().lower()))
+        if user is None:
+            fail(f"no user with email {email}")
+        auth.update_user(session, s, actor=CLI, user_id=user.id, data=data)
+    console.print(f"password of {email} changed")
 
 
 @token_app.command("create")

@@ -42,7 +42,12 @@ class ListParams:
     ) -> None:
         self.filters = service.CustomerFilters(
             kind=kind,
-            prefecture=prefecture, owner_id=owner_id, company_id=company_id, gender=gender, tag=tag, q=q
+            prefecture=prefecture,
+            owner_id=owner_id,
+            company_id=company_id,
+            gender=gender,
+            tag=tag,
+            q=q,
         )
         self.cursor = cursor
         self.limit = limit
@@ -71,7 +76,9 @@ def _routes(path: str, kind: str) -> None:
 
     @router.get(f"/{path}/{{customer_id}}", response_model=CustomerOut, name=f"get_{path}")
     def get(db: DB, _user: Reader, customer_id: PathId) -> CustomerOut:
-        return service.to_out(db, service.get_customer(db, customer_id, kind=kind if kind == COMPANY else None))
+        return service.to_out(
+            db, service.get_customer(db, customer_id, kind=kind if kind == COMPANY else None)
+        )
 
     @router.patch(f"/{path}/{{customer_id}}", response_model=CustomerOut, name=f"update_{path}")
     def update(db: DB, user: Writer, customer_id: PathId, body: CustomerUpdate) -> CustomerOut:
@@ -99,7 +106,8 @@ def customer_audit(
     customer = service.get_customer(db, customer_id)
     rows = audit.history(db, entity_type=service.ENTITY[customer.kind], entity_id=customer.id)
     return [
-        {"at": r.at.isoformat(), "actor": r.actor_label, "action": r.action, "changes": r.changes} for r in rows
+        {"at": r.at.isoformat(), "actor": r.actor_label, "action": r.action, "changes": r.changes}
+        for r in rows
     ]
 
 

@@ -36,7 +36,9 @@ class Customer(Base):
     prefecture: Mapped[str | None] = mapped_column(String(10))
     city: Mapped[str | None] = mapped_column(String(100))
     street: Mapped[str | None] = mapped_column(String(200))
-    company_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"), index=True)
+    company_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="SET NULL"), index=True
+    )
     job_title: Mapped[str | None] = mapped_column(String(100))
     industry: Mapped[str | None] = mapped_column(String(100))
     company_size: Mapped[str | None] = mapped_column(String(10))
@@ -51,13 +53,22 @@ class Customer(Base):
     custom: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set when this customer was merged into another (customers/merge.py): the row stays, hidden from lists
+    # and search, so that the merge can be undone exactly; deleting the survivor deletes it too.
+    merged_into_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
 
 
 class Identity(Base):
     """A normalised key that identifies one customer: an email, a phone, an id in another system."""
 
     __tablename__ = "customer_identities"
-    __table_args__ = (UniqueConstraint("kind", "value", name="uq_customer_identities_kind_value"),)
+    __table_args__ = (
+        UniqueConstraint("kind", "value", name="uq_customer_identities_kind_value"),
+        # covers prefix search: the matching customer ids come from the index alone
+        Index("ix_customer_identities_kind_value_customer", "kind", "value", "customer_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
@@ -72,9 +83,7 @@ class Interest(Base):
     __tablename__ = "customer_interests"
     __table_args__ = (Index("ix_customer_interests_tag_customer", "tag", "customer_id"),)
 
-    customer_id: Mapped[int] = mapped_column(
-        ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True
-    )
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
     tag: Mapped[str] = mapped_column(String(50), primary_key=True)
 
 

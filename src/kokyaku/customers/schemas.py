@@ -20,7 +20,7 @@ from kokyaku.kit.prefectures import PREFECTURE_NAMES
 
 # Kana readings: hiragana, katakana, the long-vowel mark, middle dot and spaces (and Latin for
 # foreign names written as they are read).
-_KANA = re.compile(r"^[\u3040-\u309F\u30A0-\u30FF\u30FC\u30FB\s A-Za-z・ー]+$")
+_KANA = re.compile(r"^[\u3040-\u309F\u30A0-\u30FF\u30FC\u30FB \u3000A-Za-z・ー]+$")
 
 
 def _kana(value: str | None) -> str | None:
@@ -42,8 +42,24 @@ def _prefecture(value: str | None) -> str | None:
     return value
 
 
+# Control characters are invisible, break spreadsheets and exports, and have no place in a name or address;
+# tab and new line are allowed only in the note.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL_OR_BREAK = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _text(value: str | None) -> str | None:
-    return clean_text(value)
+    value = clean_text(value)
+    if value is not None and _CONTROL_OR_BREAK.search(value):
+        raise ValueError("Control characters are not allowed.")
+    return value
+
+
+def _note(value: str | None) -> str | None:
+    value = clean_text(value)
+    if value is not None and _CONTROL.search(value):
+        raise ValueError("Control characters are not allowed.")
+    return value
 
 
 def _website(value: str | None) -> str | None:
@@ -61,12 +77,12 @@ def _optional_text(max_length: int, validator: Callable[[str | None], str | None
 Kana = _optional_text(200, _kana)
 Email = Annotated[str, Field(max_length=254), AfterValidator(normalize_email)]
 Phone = Annotated[str, Field(max_length=30), AfterValidator(normalize_phone)]
-Tag = Annotated[str, Field(min_length=1, max_length=50), AfterValidator(lambda v: clean_text(v) or "")]
+Tag = Annotated[str, Field(min_length=1, max_length=50), AfterValidator(lambda v: _text(v) or "")]
 
 
 class ExternalId(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    source: Annotated[str, Field(min_length=1, max_length=50)]
+    source: Annotated[str, Field(min_length=1, max_length=50), AfterValidator(lambda v: _text(v) or "")]
     value: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(normalize_external_id)]
 
 
@@ -95,7 +111,7 @@ class CustomerFields(BaseModel):
     channel: _optional_text(30) = None  # type: ignore[valid-type]
     owner_id: BodyId | None = None
     locale: Literal["ja", "en"] | None = None
-    note: _optional_text(2000) = None  # type: ignore[valid-type]
+    note: _optional_text(2000, _note) = None  # type: ignore[valid-type]
     interests: Annotated[list[Tag] | None, Field(max_length=50)] = None
     custom: dict[str, Any] | None = None
 
@@ -109,7 +125,7 @@ class CustomerFields(BaseModel):
 
 class CustomerCreate(CustomerFields):
     kind: Literal["person", "company"] = "person"
-    name: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(lambda v: clean_text(v) or "")]
+    name: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(lambda v: _text(v) or "")]
 
 
 class CustomerUpdate(CustomerFields):

@@ -1,6 +1,6 @@
 """The only place that changes customers, their identities, interests and custom fields."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -30,10 +30,25 @@ from kokyaku.kit.pagination import Page, decode_cursor, encode_cursor
 ENTITY = {PERSON: "customer", COMPANY: "company"}
 # Columns copied as they are from the validated input; identities, interests and custom are separate.
 SCALAR_FIELDS = (
-    "name", "name_kana", "birthday", "gender", "postal_code", "prefecture", "city", "street",
-    "company_id", "job_title", "industry", "company_size", "website", "source", "channel",
-    "owner_id", "locale", "note",
-)  # fmt: skip
+    "name",
+    "name_kana",
+    "birthday",
+    "gender",
+    "postal_code",
+    "prefecture",
+    "city",
+    "street",
+    "company_id",
+    "job_title",
+    "industry",
+    "company_size",
+    "website",
+    "source",
+    "channel",
+    "owner_id",
+    "locale",
+    "note",
+)
 
 
 class CustomerNotFound(NotFound):
@@ -46,6 +61,11 @@ class IdentityTaken(Conflict):
     message = "{value} already belongs to another customer (#{other_id})."
 
 
+class CustomerMerged(NotFound):
+    code = "customer_merged"
+    message = "Customer {id} was merged into customer {survivor_id}."
+
+
 # ---------------------------------------------------------------- reading
 
 
@@ -53,6 +73,8 @@ def get_customer(session: Session, customer_id: int, *, kind: str | None = None)
     customer = session.get(Customer, customer_id)
     if customer is None or (kind is not None and customer.kind != kind):
         raise CustomerNotFound(id=customer_id)
+    if customer.merged_into_id is not None:
+        raise CustomerMerged(id=customer_id, survivor_id=customer.merged_into_id)
     return customer
 
 
@@ -86,6 +108,8 @@ class CustomerFilters:
 
 
 def _filtered(stmt: Any, f: CustomerFilters) -> Any:
+    # Customers merged into another stay as hidden rows (so a merge can be undone): never list them.
+    stmt = stmt.where(Customer.merged_into_id.is_(None))
     if f.kind:
         stmt = stmt.where(Customer.kind == f.kind)
     if f.prefecture:
@@ -127,34 +151,96 @@ def list_customers(
 
 
 def _search_ids(session: Session, f: CustomerFilters, before_id: int | None, limit: int) -> list[int]:
+    """Ids newest first from two sources, each narrowed by an index before the filters are applied:
+    name and kana grams, and prefixes of emails, phones and external ids."""
     key = search_key(f.q)
-    # Names and kana: one- and two-character keys are grams themselves; a longer key takes the rows
-    # that have both its first and last bigram, then checks the substring on those few rows.
-    g1 = aliased(SearchGram)
-    name_stmt = select(g1.customer_id).join(Customer, Customer.id == g1.customer_id)
-    if len(key) <= 2:
-        name_stmt = name_stmt.where(g1.gram == key)
-    else:
-        g2 = aliased(SearchGram)
-        name_stmt = name_stmt.join(
-            g2, and_(g2.customer_id == g1.customer_id, g2.gram == key[-2:])
-        ).where(g1.gram == key[:2], Customer.search_text.contains(key, autoescape=True))
-    name_stmt = _filtered(name_stmt, f)
-    if before_id is not None:
-        name_stmt = name_stmt.where(g1.customer_id < before_id)
-    found = set(session.scalars(name_stmt.order_by(g1.customer_id.desc()).limit(limit)))
-    # Emails, phones and external ids: prefix match on the normalised value (index range scan).
+    # A key of three or more characters is checked as a substring on the few rows its bigrams leave.
+    substring = Customer.search_text.contains(key, autoescape=True) if len(key) > 2 else None
+    found = set(_matching(session, f, lambda before, n: _gram_candidates(session, key, before, n),
+                          before_id, limit, substring))  # fmt: skip
     for kind, prefix in _identity_prefixes(f.q or ""):
-        stmt = (
-            select(Identity.customer_id)
-            .join(Customer, Customer.id == Identity.customer_id)
-            .where(Identity.kind == kind, Identity.value >= prefix, Identity.value < prefix + "\uffff")
+        found.update(
+            _matching(
+                session,
+                f,
+                lambda before, n, k=kind, p=prefix: _identity_candidates(session, k, p, before, n),
+                before_id,
+                limit,
+                None,
+            )  # fmt: skip
         )
-        stmt = _filtered(stmt, f)
-        if before_id is not None:
-            stmt = stmt.where(Identity.customer_id < before_id)
-        found.update(session.scalars(stmt.order_by(Identity.customer_id.desc()).limit(limit)))
     return sorted(found, reverse=True)[:limit]
+
+
+def _matching(
+    session: Session,
+    f: CustomerFilters,
+    candidates: Callable[[int | None, int], list[int]],
+    before_id: int | None,
+    limit: int,
+    extra: Any,
+) -> list[int]:
+    """Pull candidate ids newest first in chunks and keep those that pass the filters."""
+    kept: list[int] = []
+    chunk = max(limit * 4, 100)
+    while len(kept) < limit:
+        ids = candidates(before_id, chunk)
+        if not ids:
+            break
+        stmt = _filtered(select(Customer.id).where(Customer.id.in_(ids)), f)
+        if extra is not None:
+            stmt = stmt.where(extra)
+        passing = set(session.scalars(stmt))
+        kept += [i for i in ids if i in passing]
+        if len(ids) < chunk:
+            break
+        before_id = ids[-1]
+    return kept[:limit]
+
+
+def _gram_candidates(session: Session, key: str, before_id: int | None, n: int) -> list[int]:
+    # One- and two-character keys are grams themselves. A longer key drives from its rarest bigram and
+    # probes a few others: rare keys touch few rows, common keys stop as soon as `n` rows match.
+    if len(key) <= 2:
+        grams = [key]
+    else:
+        grams = sorted(
+            dict.fromkeys(_spread([key[i : i + 2] for i in range(len(key) - 1)], 4)),
+            key=lambda gram: _gram_frequency(session, gram),
+        )
+    driver = aliased(SearchGram)
+    stmt = select(driver.customer_id).where(driver.gram == grams[0])
+    for gram in grams[1:]:
+        other = aliased(SearchGram)
+        stmt = stmt.join(other, and_(other.customer_id == driver.customer_id, other.gram == gram))
+    if before_id is not None:
+        stmt = stmt.where(driver.customer_id < before_id)
+    return list(session.scalars(stmt.order_by(driver.customer_id.desc()).limit(n)))
+
+
+def _gram_frequency(session: Session, gram: str, cap: int = 5000) -> int:
+    """How many customers have this gram, counted only up to `cap` so that the count stays cheap."""
+    sub = select(SearchGram.customer_id).where(SearchGram.gram == gram).limit(cap).subquery()
+    return int(session.scalar(select(func.count()).select_from(sub)) or 0)
+
+
+def _spread(items: list[str], count: int) -> list[str]:
+    """Up to `count` items evenly spread from first to last."""
+    if len(items) <= count:
+        return items
+    step = (len(items) - 1) / (count - 1)
+    return [items[round(i * step)] for i in range(count)]
+
+
+def _identity_candidates(
+    session: Session, kind: str, prefix: str, before_id: int | None, n: int
+) -> list[int]:
+    stmt = select(Identity.customer_id).where(
+        Identity.kind == kind, Identity.value >= prefix, Identity.value < prefix + "\uffff"
+    )
+    if before_id is not None:
+        stmt = stmt.where(Identity.customer_id < before_id)
+    return list(session.scalars(stmt.order_by(Identity.customer_id.desc()).limit(n)))
 
 
 def _identity_prefixes(q: str) -> list[tuple[str, str]]:
@@ -219,6 +305,8 @@ def _coerce_custom(d: CustomFieldDef, raw: Any) -> Any:
         except ValueError as exc:
             raise ValueError("Must be a date (YYYY-MM-DD).") from exc
     text = fold_width(str(raw)).strip()
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        raise ValueError("Control characters are not allowed.")
     if len(text) > 500:
         raise ValueError("At most 500 characters.")
     if d.type == "choice" and text not in d.choices:
@@ -235,9 +323,13 @@ def create_custom_field(session: Session, *, actor: Actor, data: CustomFieldIn) 
     session.add(d)
     session.flush()
     audit.record(
-        session, actor=actor, entity_type="custom_field", entity_id=d.id, action="create",
+        session,
+        actor=actor,
+        entity_type="custom_field",
+        entity_id=d.id,
+        action="create",
         changes=audit.diff({}, data.model_dump()),
-    )  # fmt: skip
+    )
     return d
 
 
@@ -246,9 +338,13 @@ def delete_custom_field(session: Session, *, actor: Actor, field_id: int) -> Non
     if d is None:
         raise NotFound("Custom field {id} does not exist.", id=field_id)
     audit.record(
-        session, actor=actor, entity_type="custom_field", entity_id=d.id, action="delete",
+        session,
+        actor=actor,
+        entity_type="custom_field",
+        entity_id=d.id,
+        action="delete",
         changes={"key": [d.key, None]},
-    )  # fmt: skip
+    )
     session.delete(d)
 
 
@@ -282,7 +378,9 @@ def _set_identities(session: Session, customer: Customer, kind: str, values: Seq
         (v.value, v.source) if isinstance(v, ExternalId) else (v, None) for v in values
     ]
     for index, (value, _src) in enumerate(wanted):
-        owner = session.scalar(select(Identity.customer_id).where(Identity.kind == kind, Identity.value == value))
+        owner = session.scalar(
+            select(Identity.customer_id).where(Identity.kind == kind, Identity.value == value)
+        )
         if owner is not None and owner != customer.id:
             field = {"email": "emails", "phone": "phones", "external": "external_ids"}[kind]
             raise IdentityTaken(field=f"{field}.{index}", value=value, other_id=owner)
@@ -361,13 +459,19 @@ def create_customer(session: Session, *, actor: Actor, data: CustomerCreate) -> 
     _apply(session, customer, data, partial=False)
     _flush_identities(session)
     audit.record(
-        session, actor=actor, entity_type=ENTITY[customer.kind], entity_id=customer.id, action="create",
+        session,
+        actor=actor,
+        entity_type=ENTITY[customer.kind],
+        entity_id=customer.id,
+        action="create",
         changes=audit.diff({}, _snapshot(session, customer)),
-    )  # fmt: skip
+    )
     return customer
 
 
-def update_customer(session: Session, *, actor: Actor, customer_id: int, data: CustomerUpdate, kind: str | None = None) -> Customer:
+def update_customer(
+    session: Session, *, actor: Actor, customer_id: int, data: CustomerUpdate, kind: str | None = None
+) -> Customer:
     """Change the fields present in `data`; records old -> new per field."""
     customer = get_customer(session, customer_id, kind=kind)
     if "name" in data.model_fields_set and not data.name:
@@ -380,9 +484,13 @@ def update_customer(session: Session, *, actor: Actor, customer_id: int, data: C
     if changes:
         customer.updated_at = utcnow()
         audit.record(
-            session, actor=actor, entity_type=ENTITY[customer.kind], entity_id=customer.id,
-            action="update", changes=changes,
-        )  # fmt: skip
+            session,
+            actor=actor,
+            entity_type=ENTITY[customer.kind],
+            entity_id=customer.id,
+            action="update",
+            changes=changes,
+        )
     return customer
 
 
@@ -390,9 +498,13 @@ def delete_customer(session: Session, *, actor: Actor, customer_id: int, kind: s
     customer = get_customer(session, customer_id, kind=kind)
     before = _snapshot(session, customer)
     audit.record(
-        session, actor=actor, entity_type=ENTITY[customer.kind], entity_id=customer.id, action="delete",
+        session,
+        actor=actor,
+        entity_type=ENTITY[customer.kind],
+        entity_id=customer.id,
+        action="delete",
         changes=audit.diff(before, {}),
-    )  # fmt: skip
+    )
     session.delete(customer)
     session.flush()
 
@@ -406,12 +518,13 @@ def _flush_identities(session: Session) -> None:
 
 
 def contacts_of(session: Session, company_id: int, limit: int = 200) -> list[Customer]:
-    stmt = select(Customer).where(Customer.company_id == company_id).order_by(Customer.name_kana, Customer.id)
+    stmt = select(Customer).where(Customer.company_id == company_id, Customer.merged_into_id.is_(None))
+    stmt = stmt.order_by(Customer.name_kana, Customer.id)
     return list(session.scalars(stmt.limit(limit)))
 
 
 def count_customers(session: Session, kind: str | None = None) -> int:
-    stmt = select(func.count()).select_from(Customer)
+    stmt = select(func.count()).select_from(Customer).where(Customer.merged_into_id.is_(None))
     if kind:
         stmt = stmt.where(Customer.kind == kind)
     return int(session.scalar(stmt) or 0)

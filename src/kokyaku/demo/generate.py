@@ -5,48 +5,140 @@ million customers take minutes."""
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from faker import Faker
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.orm import Session
 
+from kokyaku.audit.service import Actor
 from kokyaku.auth import service as auth
 from kokyaku.auth.models import User
 from kokyaku.auth.schemas import UserCreate
-from kokyaku.audit.service import Actor
 from kokyaku.config import get_settings
 from kokyaku.customers.models import Customer, Identity, Interest, SearchGram
 from kokyaku.customers.service import search_text_of
 from kokyaku.db import Database, utcnow
+from kokyaku.demo.orders import generate_orders
+from kokyaku.demo.touchpoints import generate_touchpoints
 from kokyaku.kit.normalize import ngrams, search_key
 from kokyaku.kit.prefectures import PREFECTURE_NAMES
+from kokyaku.models import metadata
 
 BATCH = 20_000
 DEMO = Actor.system("demo")
 # Rough population shares (millions, 2020 census) so that Tokyo, Kanagawa and Osaka dominate as in life.
 _POPULATION = [
-    5.2, 1.2, 1.2, 2.3, 1.0, 1.1, 1.8, 2.9, 1.9, 1.9, 7.3, 6.3, 14.0, 9.2, 2.2, 1.0, 1.1, 0.8, 0.8, 2.0,
-    2.0, 3.6, 7.5, 1.8, 1.4, 2.6, 8.8, 5.5, 1.3, 0.9, 0.6, 0.7, 1.9, 2.8, 1.3, 0.7, 1.0, 1.3, 0.7, 5.1,
-    0.8, 1.3, 1.7, 1.1, 1.1, 1.6, 1.5,
-]  # fmt: skip
+    5.2,
+    1.2,
+    1.2,
+    2.3,
+    1.0,
+    1.1,
+    1.8,
+    2.9,
+    1.9,
+    1.9,
+    7.3,
+    6.3,
+    14.0,
+    9.2,
+    2.2,
+    1.0,
+    1.1,
+    0.8,
+    0.8,
+    2.0,
+    2.0,
+    3.6,
+    7.5,
+    1.8,
+    1.4,
+    2.6,
+    8.8,
+    5.5,
+    1.3,
+    0.9,
+    0.6,
+    0.7,
+    1.9,
+    2.8,
+    1.3,
+    0.7,
+    1.0,
+    1.3,
+    0.7,
+    5.1,
+    0.8,
+    1.3,
+    1.7,
+    1.1,
+    1.1,
+    1.6,
+    1.5,
+]
 INTERESTS = [
-    "グルメ", "旅行", "ファッション", "コスメ", "アウトドア", "スポーツ", "読書", "音楽", "映画", "ゲーム",
-    "料理", "カフェ", "ワイン", "日本酒", "ガーデニング", "ペット", "子育て", "健康", "ヨガ", "キャンプ",
-    "tech", "wine", "travel", "fitness",
-]  # fmt: skip
-SOURCES = [("店頭", "store"), ("Instagram", "sns"), ("LINE", "sns"), ("Google検索", "web"), ("紹介", "referral"),
-           ("チラシ", "print"), ("Amazon", "marketplace"), ("楽天市場", "marketplace"), ("展示会", "event"),
-           ("メールマガジン", "email")]  # fmt: skip
-INDUSTRIES = ["小売", "飲食", "製造", "IT・通信", "建設", "不動産", "医療・福祉", "教育", "物流", "美容", "宿泊", "士業"]
+    "グルメ",
+    "旅行",
+    "ファッション",
+    "コスメ",
+    "アウトドア",
+    "スポーツ",
+    "読書",
+    "音楽",
+    "映画",
+    "ゲーム",
+    "料理",
+    "カフェ",
+    "ワイン",
+    "日本酒",
+    "ガーデニング",
+    "ペット",
+    "子育て",
+    "健康",
+    "ヨガ",
+    "キャンプ",
+    "tech",
+    "wine",
+    "travel",
+    "fitness",
+]
+SOURCES = [
+    ("店頭", "store"),
+    ("Instagram", "sns"),
+    ("LINE", "sns"),
+    ("Google検索", "web"),
+    ("紹介", "referral"),
+    ("チラシ", "print"),
+    ("Amazon", "marketplace"),
+    ("楽天市場", "marketplace"),
+    ("展示会", "event"),
+    ("メールマガジン", "email"),
+]
+INDUSTRIES = [
+    "小売",
+    "飲食",
+    "製造",
+    "IT・通信",
+    "建設",
+    "不動産",
+    "医療・福祉",
+    "教育",
+    "物流",
+    "美容",
+    "宿泊",
+    "士業",
+]
 DEMO_USERS = [
-    ("sales1@example.com", "営業 一郎", "sales"), ("sales2@example.com", "営業 花子", "sales"),
-    ("support@example.com", "サポート 太郎", "support"), ("marketing@example.com", "Marketing Emma", "marketing"),
+    ("sales1@example.com", "営業 一郎", "sales"),
+    ("sales2@example.com", "営業 花子", "sales"),
+    ("support@example.com", "サポート 太郎", "support"),
+    ("marketing@example.com", "Marketing Emma", "marketing"),
     ("manager@example.com", "管理 部長", "manager"),
-]  # fmt: skip
+]
 
 
 @dataclass
@@ -96,8 +188,14 @@ def _ensure_users(session: Session) -> list[int]:
     return ids
 
 
-def _people(rng: np.random.Generator, pools: Pools, ids: np.ndarray, owners: list[int], company_ids: list[int],
-            today: date) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]], list[str]]]:  # fmt: skip
+def _people(
+    rng: np.random.Generator,
+    pools: Pools,
+    ids: np.ndarray,
+    owners: list[int],
+    company_ids: list[int],
+    today: date,
+) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]], list[str]]]:
     n = len(ids)
     english = rng.random(n) < 0.05
     female = rng.random(n) < 0.52
@@ -134,7 +232,9 @@ def _people(rng: np.random.Generator, pools: Pools, ids: np.ndarray, owners: lis
             name, kana = f"{lk[0]} {fk[0]}", f"{lk[1]} {fk[1]}"
             romaji_first, romaji_last = fk[2], lk[2]
         email = f"{romaji_first.lower()}.{romaji_last.lower()}.{cid}@example.{'com' if english[i] else 'jp'}"
-        phone = f"+81{(90, 80, 70)[cid % 3]}{(cid * 7919) % 100_000_000:08d}" if has_phone[i] else None
+        # 090/080/070 then eight digits not starting with 0 (090-0xxx numbers are not issued)
+        subscriber = 10_000_000 + (cid * 7919) % 90_000_000
+        phone = f"+81{(90, 80, 70)[cid % 3]}{subscriber}" if has_phone[i] else None
         birthday = (
             date(today.year - int(ages[i]), 1, 1) + timedelta(days=int(day_of_year[i]))
             if has_birthday[i]
@@ -142,17 +242,26 @@ def _people(rng: np.random.Generator, pools: Pools, ids: np.ndarray, owners: lis
         )
         src = SOURCES[source_idx[i]]
         row = {
-            "id": cid, "kind": "person", "name": name, "name_kana": kana, "email": email, "phone": phone,
-            "birthday": birthday, "gender": "female" if female[i] else "male",
+            "id": cid,
+            "kind": "person",
+            "name": name,
+            "name_kana": kana,
+            "email": email,
+            "phone": phone,
+            "birthday": birthday,
+            "gender": "female" if female[i] else "male",
             "postal_code": f"{postal[i] // 10000:03d}-{postal[i] % 10000:04d}",
-            "prefecture": PREFECTURE_NAMES[prefs[i]], "city": pools.cities[cities[i]],
+            "prefecture": PREFECTURE_NAMES[prefs[i]],
+            "city": pools.cities[cities[i]],
             "street": f"{pools.towns[towns[i]]}{blocks[i, 0]}-{blocks[i, 1]}-{blocks[i, 2]}",
             "company_id": company_ids[company_idx[i]] if works[i] else None,
-            "source": src[0], "channel": src[1],
+            "source": src[0],
+            "channel": src[1],
             "owner_id": owners[owner_idx[i]] if has_owner[i] else None,
-            "locale": "en" if english[i] else "ja", "custom": {},
+            "locale": "en" if english[i] else "ja",
+            "custom": {},
             "search_text": search_text_of(name, kana),
-        }  # fmt: skip
+        }
         identities = [{"customer_id": cid, "kind": "email", "value": email}]
         if phone:
             identities.append({"customer_id": cid, "kind": "phone", "value": phone})
@@ -160,7 +269,9 @@ def _people(rng: np.random.Generator, pools: Pools, ids: np.ndarray, owners: lis
         yield row, identities, tags
 
 
-def _companies(rng: np.random.Generator, pools: Pools, ids: np.ndarray, owners: list[int]) -> list[dict[str, Any]]:
+def _companies(
+    rng: np.random.Generator, pools: Pools, ids: np.ndarray, owners: list[int]
+) -> list[dict[str, Any]]:
     rows = []
     sizes = ["1-9", "10-49", "50-249", "250-999", "1000+"]
     for k, cid in enumerate(ids):
@@ -168,17 +279,32 @@ def _companies(rng: np.random.Generator, pools: Pools, ids: np.ndarray, owners: 
         if k >= len(pools.companies):
             name = f"{name} {k // len(pools.companies) + 1}号店"
         pref = PREFECTURE_NAMES[int(rng.choice(47, p=np.array(_POPULATION) / sum(_POPULATION)))]
-        rows.append({
-            "id": int(cid), "kind": "company", "name": name, "name_kana": None,
-            "industry": INDUSTRIES[int(rng.integers(0, len(INDUSTRIES)))],
-            "company_size": sizes[int(rng.integers(0, len(sizes)))], "prefecture": pref,
-            "city": pools.cities[int(rng.integers(0, len(pools.cities)))],
-            "website": f"https://company{int(cid)}.example.co.jp", "custom": {},
-            "owner_id": owners[int(rng.integers(0, len(owners)))], "locale": "ja",
-            "search_text": search_text_of(name, None), "email": f"info@company{int(cid)}.example.co.jp",
-            "phone": None, "source": "展示会", "channel": "event",
-        })  # fmt: skip
+        rows.append(
+            {
+                "id": int(cid),
+                "kind": "company",
+                "name": name,
+                "name_kana": None,
+                "industry": INDUSTRIES[int(rng.integers(0, len(INDUSTRIES)))],
+                "company_size": sizes[int(rng.integers(0, len(sizes)))],
+                "prefecture": pref,
+                "city": pools.cities[int(rng.integers(0, len(pools.cities)))],
+                "website": f"https://company{int(cid)}.example.co.jp",
+                "custom": {},
+                "owner_id": owners[int(rng.integers(0, len(owners)))],
+                "locale": "ja",
+                "search_text": search_text_of(name, None),
+                "email": f"info@company{int(cid)}.example.co.jp",
+                "phone": None,
+                "source": "展示会",
+                "channel": "event",
+            }
+        )
     return rows
+
+
+def _table(model: Any) -> Table:
+    return cast(Table, model.__table__)
 
 
 def _grams(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -189,21 +315,34 @@ def _grams(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _write(session: Session, rows: list[dict[str, Any]], identities: list[dict[str, Any]],
-           interests: list[dict[str, Any]]) -> None:  # fmt: skip
+def _write(
+    session: Session,
+    rows: list[dict[str, Any]],
+    identities: list[dict[str, Any]],
+    interests: list[dict[str, Any]],
+) -> None:
     now = utcnow()
     for r in rows:
         r["created_at"] = r["updated_at"] = now
     ident_now = [{**i, "created_at": now} for i in identities]
-    session.execute(insert(Customer.__table__), rows)
+    session.execute(insert(_table(Customer)), rows)
     if ident_now:
-        session.execute(insert(Identity.__table__), ident_now)
+        session.execute(insert(_table(Identity)), ident_now)
     if interests:
-        session.execute(insert(Interest.__table__), interests)
-    session.execute(insert(SearchGram.__table__), _grams(rows))
+        session.execute(insert(_table(Interest)), interests)
+    session.execute(insert(_table(SearchGram)), _grams(rows))
 
 
-def generate(db: Database, *, customers: int, seed: int = 7, if_empty: bool = False, console: Console | None = None) -> int:
+def generate(
+    db: Database,
+    *,
+    customers: int,
+    seed: int = 7,
+    if_empty: bool = False,
+    console: Console | None = None,
+    touchpoints_per_customer: float = 5.0,
+    orders_per_customer: float = 10.0,
+) -> int:
     """Insert `customers` customers (2% of them companies); returns how many were written."""
     with db.session() as session:
         existing = session.scalar(select(func.count()).select_from(Customer)) or 0
@@ -220,9 +359,13 @@ def generate(db: Database, *, customers: int, seed: int = 7, if_empty: bool = Fa
     person_ids = np.arange(start + n_companies, start + customers)
     today = date.today()
     progress = Progress(
-        TextColumn("[bold]demo[/bold] {task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=console, disable=console is None,
-    )  # fmt: skip
+        TextColumn("[bold]demo[/bold] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=console is None,
+    )
     with progress:
         task = progress.add_task("customers", total=customers)
         with db.session() as session:
@@ -230,7 +373,9 @@ def generate(db: Database, *, customers: int, seed: int = 7, if_empty: bool = Fa
         progress.advance(task, n_companies)
         for offset in range(0, len(person_ids), BATCH):
             batch = person_ids[offset : offset + BATCH]
-            rows, identities, interests = [], [], []
+            rows: list[dict[str, Any]] = []
+            identities: list[dict[str, Any]] = []
+            interests: list[dict[str, Any]] = []
             for row, ids, tags in _people(rng, pools, batch, owners, list(map(int, company_ids)), today):
                 rows.append(row)
                 identities.extend(ids)
@@ -239,4 +384,33 @@ def generate(db: Database, *, customers: int, seed: int = 7, if_empty: bool = Fa
             with db.session() as session:
                 _write(session, rows, identities, interests)
             progress.advance(task, len(batch))
+        # Orders from a repeat-buying process for every customer (companies too), with their metrics.
+        generate_orders(
+            db,
+            customer_ids=np.arange(start, start + customers),
+            orders_per_customer=orders_per_customer,
+            seed=seed,
+            progress=progress,
+        )
+        # After the customers (and their orders, when generated) so that touchpoints can lead up to purchases.
+        generate_touchpoints(
+            db, customer_ids=person_ids, per_customer=touchpoints_per_customer, seed=seed, progress=progress
+        )
+    _advance_sequences(db)
     return customers
+
+
+def _advance_sequences(db: Database) -> None:
+    """Rows were written with explicit ids; on PostgreSQL move each id sequence past them, or the next
+    ordinary insert would collide."""
+    if db.is_sqlite:
+        return
+    with db.session() as session:
+        for table in metadata.sorted_tables:
+            if "id" in table.c and table.c.id.primary_key and table.c.id.autoincrement:
+                session.execute(
+                    text(
+                        f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                        f"(SELECT COALESCE(MAX(id), 0) + 1 FROM {table.name}), false)"
+                    )
+                )

@@ -1,0 +1,71 @@
+"""kokyaku analytics fit | run: CLV model fits and customer scoring."""
+
+import json
+from datetime import date
+from typing import Annotated
+
+import typer
+
+from kokyaku.analytics.features import extract
+from kokyaku.analytics.fitting import fit_report
+from kokyaku.analytics.scoring import score  # also registers the score fields for `segments` commands
+from kokyaku.cli.common import console, database, fail
+from kokyaku.errors import KokyakuError
+
+analytics_app = typer.Typer(help="Customer analytics: CLV and churn models.", no_args_is_help=True)
+
+
+def _day(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        fail(f"{option}: not a date (YYYY-MM-DD): {value!r}")
+
+
+@analytics_app.command("fit")
+def fit(
+    model: Annotated[str, typer.Option(help="bgnbd, paretonbd or gammagamma.")],
+    until: Annotated[str, typer.Option(help="Last day of the calibration period (YYYY-MM-DD), inclusive.")],
+    unit: Annotated[str, typer.Option(help="Time unit of recency and age: day or week.")] = "week",
+) -> None:
+    """Fit a model on the orders up to --until and print its parameters and log-likelihood as JSON."""
+    if model not in ("bgnbd", "paretonbd", "gammagamma"):
+        fail(f"--model: one of bgnbd, paretonbd, gammagamma, not {model!r}")
+    if unit not in ("day", "week"):
+        fail(f"--unit: day or week, not {unit!r}")
+    end = _day(until, "--until")
+    try:
+        with database().session(write=False) as session:
+            features = extract(session, until=end)
+        report = fit_report(features, model, unit)  # type: ignore[arg-type]
+    except KokyakuError as exc:
+        fail(str(exc))
+    typer.echo(json.dumps(report, indent=2))
+
+
+@analytics_app.command("run")
+def run(
+    until: Annotated[
+        str | None, typer.Option(help="Score as of this day (YYYY-MM-DD); default today.")
+    ] = None,
+) -> None:
+    """Fit BG/NBD or Pareto/NBD (by holdout error) and Gamma-Gamma, score every customer, save the scores."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    end = _day(until, "--until") if until else None
+    columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task("Reading orders", total=5)
+
+            def step(done: int, total: int, message: str) -> None:
+                bar.update(task, completed=done, total=total, description=message)
+
+            with database().session() as session:
+                result = score(session, until=end, progress=step)
+    except KokyakuError as exc:
+        fail(f"{exc}; no scores were written")
+    console.print(
+        f"scored {result.scored} customers with {result.model} ({result.selection}) in {result.seconds:.1f} s"
+    )
+    typer.echo(json.dumps(result.as_dict(), indent=2))

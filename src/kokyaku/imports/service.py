@@ -1,0 +1,586 @@
+"""Running an import: the file is read as a stream and handled in batches (5,000 rows by default).
+
+Modes:
+- dry_run: every row is checked against the rules and the database (pass "check"); nothing is written.
+- all_or_nothing: the check pass runs over the whole file first; only if no row is invalid does the write
+  pass start. A file with one bad row writes nothing.
+- skip_invalid: one write pass; invalid rows are reported and left out.
+
+Crash safety: each write batch is one transaction that also advances `import_runs.rows_done` and the counts,
+so a killed import has written whole batches only, and the run row says exactly how many rows they held.
+Running the job again resumes after `rows_done`; running the same file again from the start is safe too,
+because every kind upserts (customers by Kokyaku ID / external id / email / phone, products by SKU, orders
+by order id, touchpoints by touchpoint id): what the first run wrote is found and counted as unchanged.
+"""
+
+import csv
+import gc
+import pickle
+import sqlite3
+import tempfile
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from kokyaku.audit.service import Actor
+from kokyaku.db import Database, utcnow
+from kokyaku.errors import KokyakuError, NotFound, ValidationFailed
+from kokyaku.i18n import gettext
+from kokyaku.imports import mapping as mapping_
+from kokyaku.imports.kinds import Cells, Context, Key, Problem, importer_for
+from kokyaku.imports.models import KINDS, MODES, ImportRun
+from kokyaku.imports.reader import CsvFile, ImportFileError
+from kokyaku.imports.values import cell
+
+BATCH_ROWS = 5000
+KEPT_ERRORS = 200  # problems stored on the run for the page; the error file has all of them
+
+
+class ImportRunNotFound(NotFound):
+    code = "import_run_not_found"
+    message = "Import {id} does not exist."
+
+
+class BadMapping(ValidationFailed):
+    code = "import_mapping_invalid"
+
+
+class ImportAborted(KokyakuError):
+    """The write pass of an all-or-nothing import met a row that the check pass accepted (the data changed
+    in between); the batches before it are written, the rest is not."""
+
+    code = "import_aborted"
+    status = 409
+    message = "Row {row}: {reason} The data changed while importing; run the import again."
+
+
+class _KillForTest(RuntimeError):
+    """Raised inside a write batch by the test-only `fail_in_batch` option."""
+
+
+@dataclass
+class Options:
+    mode: str = "all_or_nothing"
+    columns: dict[str, str] | None = None  # header -> field chosen by the user; missing headers are proposed
+    mapping_name: str | None = None
+    batch_rows: int = BATCH_ROWS
+    max_bytes: int | None = None
+    locale: str = "en"
+    errors_path: Path | None = None
+    context: Context = field(default_factory=Context)
+    audit_rows: bool = True  # bench/import_bench.py measures the import without per-row audit rows too
+    fail_in_batch: int | None = None  # tests only: raise inside the n-th write batch, before its commit
+
+
+@dataclass
+class Progress:
+    phase: str
+    rows: int
+    bytes_read: int
+    size: int
+
+
+@dataclass
+class Counts:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    invalid: int = 0
+    rows: int = 0
+
+
+# ---------------------------------------------------------------- keys of this run (bounded memory)
+
+
+class RunKeys:
+    """The identities a check pass would have written in earlier batches, so that later batches see them:
+    kept in a private temporary SQLite file, not in memory, because a file may hold millions of rows."""
+
+    def __init__(self) -> None:
+        self.conn = sqlite3.connect("")
+        self.conn.execute("CREATE TABLE k (kind TEXT, value TEXT, ref INTEGER, PRIMARY KEY (kind, value))")
+
+    def lookup(self, keys: set[Key]) -> dict[Key, int]:
+        found: dict[Key, int] = {}
+        by_kind: dict[str, list[str]] = {}
+        for kind, value in keys:
+            by_kind.setdefault(kind, []).append(value)
+        # one kind per query, so that SQLite searches the primary key instead of scanning the table
+        for kind, values in by_kind.items():
+            for start in range(0, len(values), 500):
+                chunk = values[start : start + 500]
+                sql = f"SELECT value, ref FROM k WHERE kind = ? AND value IN ({','.join('?' * len(chunk))})"
+                found.update({(kind, value): ref for value, ref in self.conn.execute(sql, [kind, *chunk])})
+        return found
+
+    def add(self, keys: dict[Key, int]) -> None:
+        rows = [(k, v, ref) for (k, v), ref in keys.items()]
+        self.conn.executemany("INSERT OR REPLACE INTO k VALUES (?, ?, ?)", rows)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+@contextmanager
+def _young_gc_only() -> Iterator[None]:
+    """Pause automatic garbage collection during an import: a batch holds ~10^5 live objects, and the
+    collector's full passes over them cost a fifth of the time. Each batch ends with a young-generation
+    collection instead, so cycles are still freed."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+class Spool:
+    """Parsed batches of a check pass, pickled to a temporary file for the write pass that follows."""
+
+    def __init__(self) -> None:
+        self.file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close(), after the write pass
+        self.count = 0
+
+    def add(self, records: list[Any], n_rows: int) -> None:
+        data = zlib.compress(pickle.dumps((records, n_rows), protocol=pickle.HIGHEST_PROTOCOL), 1)
+        self.file.write(len(data).to_bytes(8, "little"))
+        self.file.write(data)
+        self.count += 1
+
+    def batches(self) -> Iterator[tuple[list[Any], dict[int, list[str]], list[Problem], int]]:
+        self.file.seek(0)
+        for _ in range(self.count):
+            size = int.from_bytes(self.file.read(8), "little")
+            records, n_rows = pickle.loads(zlib.decompress(self.file.read(size)))  # noqa: S301 - our own file
+            yield records, {}, [], n_rows
+
+    def close(self) -> None:
+        self.file.close()
+
+
+# ---------------------------------------------------------------- the error file
+
+
+class ErrorFile:
+    """Invalid rows as a CSV the user can fix and import again: row number, the problems, then the row."""
+
+    def __init__(self, path: Path | None, header: list[str], locale: str) -> None:
+        self.path = path
+        self.locale = locale
+        self.count = 0
+        self._fh: Any = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = path.open("w", encoding="utf-8-sig", newline="")
+            self._writer = csv.writer(self._fh)
+            self._writer.writerow([gettext(locale, "Row"), gettext(locale, "Errors"), *header])
+
+    def add(self, row: int, problems: list[tuple[str, str]], cells: list[str]) -> None:
+        self.count += 1
+        if self._fh is not None:
+            text = " / ".join(f"{column}: {message}" if column else message for column, message in problems)
+            self._writer.writerow([row, text, *cells])
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+
+
+# ---------------------------------------------------------------- runs
+
+
+def get_run(session: Session, run_id: int, *, user_id: int | None = None) -> ImportRun:
+    run = session.get(ImportRun, run_id)
+    if run is None or (user_id is not None and run.user_id != user_id):
+        raise ImportRunNotFound(id=run_id)
+    return run
+
+
+def list_runs(session: Session, *, user_id: int | None = None, limit: int = 20) -> list[ImportRun]:
+    stmt = select(ImportRun).order_by(ImportRun.id.desc()).limit(limit)
+    if user_id is not None:
+        stmt = stmt.where(ImportRun.user_id == user_id)
+    return list(session.scalars(stmt))
+
+
+def create_run(
+    session: Session, *, kind: str, path: Path, filename: str, size: int, actor: Actor,
+    mode: str = "all_or_nothing", columns: dict[str, str] | None = None, encoding: str | None = None,
+    locale: str = "en",
+    status: str = "uploaded", errors_path: Path | None = None,
+) -> ImportRun:  # fmt: skip
+    if kind not in KINDS:
+        raise ValidationFailed([("kind", "Not one of the allowed values.", {})])
+    if mode not in MODES:
+        raise ValidationFailed([("mode", "Not one of the allowed values.", {})])
+    run = ImportRun(
+        kind=kind, mode=mode, status=status, filename=filename[:255], path=str(path), size=size,
+        encoding=encoding, columns=columns or {}, locale=locale, user_id=actor.user_id, errors=[],
+        message_params={}, errors_path=str(errors_path) if errors_path else None,
+    )  # fmt: skip
+    session.add(run)
+    session.flush()
+    return run
+
+
+def resolve_columns(
+    session: Session,
+    kind: str,
+    header: list[str],
+    *,
+    columns: dict[str, str] | None,
+    mapping_name: str | None,
+) -> dict[str, str]:
+    """The mapping to use: the proposal, overlaid by a saved mapping, overlaid by the user's choices."""
+    defs = mapping_.custom_defs(session, kind)
+    chosen = mapping_.propose(kind, header, defs)
+    if mapping_name:
+        chosen = mapping_.apply_saved(chosen, mapping_.get_mapping(session, kind, mapping_name).columns)
+    if columns:
+        chosen = {h: columns.get(h, f) for h, f in chosen.items()}
+    problems = mapping_.check(kind, chosen, defs)
+    if problems:
+        raise BadMapping(problems)
+    return chosen
+
+
+def run_import(
+    db: Database,
+    *,
+    kind: str,
+    path: str | Path,
+    actor: Actor,
+    options: Options | None = None,
+    run_id: int | None = None,
+    filename: str | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    check_cancel: Callable[[], None] | None = None,
+) -> ImportRun:
+    """Import one file (creating its run, or continuing run `run_id`); returns the finished run.
+
+    File-level problems (empty, binary, oversized, malformed, a bad mapping) raise after marking the run
+    failed; invalid rows are counted and reported on the run."""
+    options = options or Options()
+    path = Path(path)
+    if run_id is None:
+        with db.session() as s:
+            run = create_run(
+                s, kind=kind, path=path, filename=filename or path.name,
+                size=path.stat().st_size if path.exists() else 0,
+                actor=actor, mode=options.mode, locale=options.locale, status="running",
+                errors_path=options.errors_path,
+            )  # fmt: skip
+            run_id = run.id
+    runner = _Runner(db, run_id, kind, path, actor, options, on_progress, check_cancel)
+    return runner.run()
+
+
+class _Runner:
+    def __init__(
+        self, db: Database, run_id: int, kind: str, path: Path, actor: Actor, options: Options,
+        on_progress: Callable[[Progress], None] | None, check_cancel: Callable[[], None] | None,
+    ) -> None:  # fmt: skip
+        self.db, self.run_id, self.kind, self.path, self.actor = db, run_id, kind, path, actor
+        self.options = options
+        self.on_progress = on_progress
+        self.check_cancel = check_cancel
+        self.kept: list[dict[str, Any]] = []
+
+    # -------------------------------------------------------- the passes
+
+    def run(self) -> ImportRun:
+        with _young_gc_only():
+            return self._run()
+
+    def _run(self) -> ImportRun:
+        try:
+            self.file = CsvFile(self.path, max_bytes=self.options.max_bytes, name=self.path.name)
+            self.file.check_has_rows()
+            with self.db.session(write=False) as s:
+                self.columns = resolve_columns(
+                    s, self.kind, self.file.header, columns=self.options.columns,
+                    mapping_name=self.options.mapping_name,
+                )  # fmt: skip
+                self.importer = importer_for(self.kind, s, self.options.context)
+            self.importer.audit_rows = self.options.audit_rows
+        except KokyakuError as exc:
+            self._finish("failed", message=exc)
+            raise
+        plan = [(i, self.columns.get(h, "")) for i, h in enumerate(self.file.header)]
+        self.plan = [(i, f) for i, f in plan if f]
+        self.header_of: dict[str, str] = {}
+        for h, f in self.columns.items():
+            self.header_of.setdefault(f, h)
+        with self.db.session() as s:
+            run = s.get(ImportRun, self.run_id)
+            assert run is not None
+            resume = run.phase == "write" and run.rows_done > 0 and run.status in ("running", "queued")
+            start_counts = Counts(run.created, run.updated, run.unchanged, run.invalid, run.rows_done)
+            run.status = "running"
+            run.encoding = self.file.encoding.label
+            run.columns = self.columns
+            run.size = self.file.size
+            run.started_at = run.started_at or utcnow()
+            self.kept = list(run.errors or []) if resume else []
+            errors_path = Path(run.errors_path) if run.errors_path else None
+        mode = self.options.mode
+        try:
+            if resume:
+                counts = self._pass(
+                    "write", errors_path, skip=start_counts.rows, counts=start_counts, append=True
+                )
+            elif mode in ("dry_run", "all_or_nothing"):
+                spool = Spool() if mode == "all_or_nothing" else None
+                try:
+                    counts = self._pass("check", errors_path, spool=spool)
+                    if spool is not None and counts.invalid == 0:
+                        counts = self._pass("write", None, rows_total=counts.rows, spool=spool)
+                finally:
+                    if spool is not None:
+                        spool.close()
+            else:
+                counts = self._pass("write", errors_path)
+        except (KokyakuError, _KillForTest) as exc:
+            if isinstance(exc, KokyakuError):
+                self._finish("failed", message=exc)
+            raise
+        status = "invalid" if mode == "all_or_nothing" and counts.invalid else "done"
+        return self._finish(status, counts=counts)
+
+    def _pass(
+        self, phase: str, errors_path: Path | None, *, skip: int = 0, counts: Counts | None = None,
+        append: bool = False, rows_total: int | None = None, spool: "Spool | None" = None,
+    ) -> Counts:  # fmt: skip
+        """One pass over the file. A check pass fills `spool` with the parsed batches; the write pass of the
+        same import then reads them back instead of parsing and validating every row again."""
+        counts = counts or Counts()
+        write = phase == "write"
+        batches = spool.batches() if write and spool is not None else self._batches(skip)
+        keys = RunKeys() if not write or getattr(self.importer, "run_keys", False) else None
+        errors = (
+            ErrorFile(errors_path, self.file.header, self.options.locale)
+            if errors_path and not append
+            else None
+        )
+        if errors_path and append:
+            errors = _AppendErrors(errors_path)
+        with self.db.session() as s:
+            run = s.get(ImportRun, self.run_id)
+            assert run is not None
+            run.phase = phase
+            if not append:
+                run.rows_done = 0
+                run.created = run.updated = run.unchanged = run.invalid = 0
+                run.errors = []
+                self.kept = []
+            if rows_total is not None:
+                run.rows_total = rows_total
+        batch_no = 0
+        self._report(phase, counts, rows_total)  # the pass has begun (progress bars, timings)
+        try:
+            for batch, raw, invalid, n_rows in batches:
+                batch_no += 1
+                if spool is not None and not write:
+                    spool.add(batch, n_rows)
+                if self.check_cancel:
+                    self.check_cancel()
+                if write:
+                    outcome = self._write_batch(batch, raw, invalid, n_rows, counts, keys, errors, batch_no)
+                else:
+                    with self.db.session(write=False) as s:
+                        outcome = self.importer.apply(s, actor=self.actor, records=batch, write=False,
+                                                      known=keys.lookup if keys else None)  # fmt: skip
+                    by_row = self._tally(outcome, invalid, n_rows, counts)
+                    with self.db.session() as s:
+                        self._save_progress(s, counts)
+                    self._record_errors(by_row, raw, errors)
+                if keys is not None:
+                    keys.add(outcome.keys)
+                self._report(phase, counts, rows_total)
+                gc.collect(1)  # the batch's garbage, young generations only (see _young_gc_only)
+        finally:
+            if keys is not None:
+                keys.close()
+            if errors is not None:
+                errors.close()
+        return counts
+
+    def _write_batch(
+        self, batch: list[Any], raw: dict[int, list[str]], invalid: list[Problem], n_rows: int,
+        counts: Counts, keys: "RunKeys | None", errors: Any, batch_no: int,
+    ) -> Any:  # fmt: skip
+        mode = self.options.mode
+        if invalid and mode == "all_or_nothing":
+            row, fld, msg, params = invalid[0]
+            raise ImportAborted(row=row, reason=gettext(self.options.locale, msg, **params))
+        for attempt in (1, 2):
+            before = Counts(**counts.__dict__)
+            kept = len(self.kept)
+            try:
+                with self.db.session() as s:
+                    outcome = self.importer.apply(s, actor=self.actor, records=batch, write=True,
+                                                  known=keys.lookup if keys else None)  # fmt: skip
+                    if outcome.errors and mode == "all_or_nothing":
+                        row, fld, msg, params = outcome.errors[0]
+                        raise ImportAborted(row=row, reason=gettext(self.options.locale, msg, **params))
+                    by_row = self._tally(outcome, invalid, n_rows, counts)
+                    self._save_progress(s, counts)
+                    if self.options.fail_in_batch == batch_no:
+                        s.flush()
+                        raise _KillForTest(f"killed in batch {batch_no}")
+            except IntegrityError:
+                # Someone else wrote one of these identities, SKUs or order ids since our lookup: once more.
+                if attempt == 2:
+                    raise
+                continue
+            except BaseException:
+                counts.__dict__.update(before.__dict__)
+                del self.kept[kept:]
+                raise
+            self._record_errors(by_row, raw, errors)
+            return outcome
+        raise AssertionError("unreachable")
+
+    def _batches(self, skip: int) -> Iterator[tuple[list[Any], dict[int, list[str]], list[Problem], int]]:
+        """(records, raw cells of the rows, problems of invalid rows) per batch; an order stays whole."""
+        width = len(self.file.header)
+        limit = self.options.batch_rows
+        batch: list[Any] = []
+        raw: dict[int, list[str]] = {}
+        invalid: list[Problem] = []
+        last_group: str | None = None
+        seen = 0
+        for row, cells in self.file.rows():
+            seen += 1
+            if seen <= skip:
+                continue
+            record, problems = self._parse(row, cells, width)
+            group = self.importer.group(record) if record is not None else None
+            if len(raw) >= limit and (group is None or group != last_group):
+                yield batch, raw, invalid, len(raw)
+                batch, raw, invalid = [], {}, []
+            raw[row] = cells
+            if record is not None:
+                batch.append(record)
+                last_group = group
+            else:
+                invalid += problems
+        if batch or invalid:
+            yield batch, raw, invalid, len(raw)
+
+    def _parse(self, row: int, cells: list[str], width: int) -> tuple[Any | None, list[Problem]]:
+        if len(cells) != width and not (len(cells) > width and not any(cells[width:])):
+            message = "This row has {cells} cells but the header has {columns}."
+            return None, [(row, "", message, {"cells": len(cells), "columns": width})]
+        mapped: Cells = {}
+        for i, fld in self.plan:
+            text = cells[i]
+            if text:
+                text = cell(text)
+                if text:
+                    mapped.setdefault(fld, []).append(text)
+        return self.importer.parse(row, mapped)
+
+    # -------------------------------------------------------- bookkeeping
+
+    def _tally(
+        self, outcome: Any, invalid: list[Problem], n_rows: int, counts: Counts
+    ) -> dict[int, list[Problem]]:
+        """Add a batch's outcome to the counts and keep its first problems for the run; by row."""
+        by_row: dict[int, list[Problem]] = {}
+        for p in sorted(invalid + outcome.errors, key=lambda p: p[0]):
+            by_row.setdefault(p[0], []).append(p)
+        counts.created += outcome.created
+        counts.updated += outcome.updated
+        counts.unchanged += outcome.unchanged
+        counts.invalid += len(by_row)
+        counts.rows += n_rows
+        for row, items in by_row.items():
+            for _r, f, m, p in items:
+                if len(self.kept) < KEPT_ERRORS:
+                    self.kept.append({"row": row, "field": f, "column": self._column(f), "message": m,
+                                      "params": {k: _plain(val) for k, val in p.items()}})  # fmt: skip
+        return by_row
+
+    def _record_errors(
+        self, by_row: dict[int, list[Problem]], raw: dict[int, list[str]], errors: Any
+    ) -> None:
+        if errors is None:
+            return
+        for row, items in by_row.items():
+            shown = [(self._column(f), gettext(self.options.locale, m, **p)) for _r, f, m, p in items]
+            errors.add(row, shown, raw.get(row, []))
+
+    def _column(self, fld: str) -> str:
+        return self.header_of.get(fld, fld)
+
+    def _save_progress(self, s: Session, counts: Counts) -> None:
+        run = s.get(ImportRun, self.run_id)
+        assert run is not None
+        run.rows_done = counts.rows
+        run.created, run.updated, run.unchanged, run.invalid = (
+            counts.created, counts.updated, counts.unchanged, counts.invalid,
+        )  # fmt: skip
+        run.errors = list(self.kept)
+
+    def _report(self, phase: str, counts: Counts, rows_total: int | None) -> None:
+        if self.on_progress:
+            done = self.file.bytes_read
+            if rows_total:  # reading the spool, not the file: the share of rows says how far
+                done = self.file.size * counts.rows // rows_total
+            self.on_progress(Progress(phase, counts.rows, done, self.file.size))
+
+    def _finish(
+        self, status: str, *, counts: Counts | None = None, message: KokyakuError | None = None
+    ) -> ImportRun:
+        with self.db.session() as s:
+            run = s.get(ImportRun, self.run_id)
+            assert run is not None
+            run.status = status
+            run.finished_at = utcnow()
+            if counts is not None:
+                self._save_progress(s, counts)
+                run.rows_total = counts.rows if run.rows_total is None else run.rows_total
+            if message is not None:
+                run.message = message.message[:500]
+                run.message_params = {k: _plain(v) for k, v in message.params.items()}
+                if isinstance(message, ValidationFailed):
+                    run.errors = [{"row": None, "field": f, "column": f, "message": m, "params": p}
+                                  for f, m, p in message.problems]  # fmt: skip
+            s.flush()
+            s.expunge(run)
+        return run
+
+
+class _AppendErrors(ErrorFile):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.count = 0
+        self._fh = path.open("a", encoding="utf-8", newline="")
+        self._writer = csv.writer(self._fh)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def file_error_text(run: ImportRun, locale: str) -> str | None:
+    if not run.message:
+        return None
+    return gettext(locale, run.message, **(run.message_params or {}))
+
+
+__all__ = ["ImportFileError", "Options", "Progress", "run_import", "get_run", "list_runs", "create_run"]

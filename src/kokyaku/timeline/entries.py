@@ -1,0 +1,177 @@
+"""Typed constructors for timeline entries: the only way any domain writes to the timeline.
+
+Each adds one row in the caller's transaction and returns it (flushed lazily with the session). What a
+template needs to show the entry in the reader's language goes into `properties`; `summary` holds free
+text written by a person or an event source, shown as it is.
+"""
+
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, insert
+from sqlalchemy.orm import Session
+
+from kokyaku.timeline.models import TimelineEntry
+
+_SUMMARY_MAX = 500
+
+
+def _add(
+    session: Session,
+    *,
+    customer_id: int,
+    at: datetime,
+    kind: str,
+    channel: str | None,
+    summary: str = "",
+    ref_type: str | None,
+    ref_id: int | None,
+    properties: dict[str, Any],
+) -> TimelineEntry:
+    if at.tzinfo is None:
+        raise ValueError("timeline entries need a timezone-aware time")
+    entry = TimelineEntry(
+        customer_id=customer_id,
+        at=at,
+        kind=kind,
+        channel=channel,
+        summary=(summary or "")[:_SUMMARY_MAX],
+        ref_type=ref_type,
+        ref_id=ref_id,
+        properties=properties,
+    )
+    session.add(entry)
+    return entry
+
+
+def order_placed(
+    session: Session,
+    *,
+    customer_id: int,
+    order_id: int,
+    at: datetime,
+    channel: str,
+    total: int,
+    currency: str,
+) -> TimelineEntry:
+    """An order was placed (total in minor units)."""
+    return _add(
+        session,
+        customer_id=customer_id,
+        at=at,
+        kind="order_placed",
+        channel=channel,
+        ref_type="order",
+        ref_id=order_id,
+        properties={"order_id": order_id, "total": total, "currency": currency},
+    )
+
+
+def order_status_changed(
+    session: Session,
+    *,
+    customer_id: int,
+    order_id: int,
+    at: datetime,
+    status: str,
+    total: int,
+    currency: str,
+) -> TimelineEntry:
+    """An order moved to a new status (paid, shipped, returned, refunded, cancelled); total after it."""
+    return _add(
+        session,
+        customer_id=customer_id,
+        at=at,
+        kind="order_status_changed",
+        channel=None,
+        ref_type="order",
+        ref_id=order_id,
+        properties={"order_id": order_id, "status": status, "total": total, "currency": currency},
+    )
+
+
+def touchpoint_recorded(
+    session: Session,
+    *,
+    customer_id: int,
+    touchpoint_id: int,
+    at: datetime,
+    channel: str,
+    type: str,  # noqa: A002 - the field is called type everywhere else
+    summary: str,
+) -> TimelineEntry:
+    """A touchpoint (call, visit, email, web visit, inquiry) was recorded."""
+    return _add(
+        session,
+        customer_id=customer_id,
+        at=at,
+        kind="touchpoint",
+        channel=channel,
+        summary=summary,
+        ref_type="touchpoint",
+        ref_id=touchpoint_id,
+        properties={"type": type},
+    )
+
+
+def survey_answered(
+    session: Session,
+    *,
+    customer_id: int,
+    response_id: int,
+    at: datetime,
+    survey_name: str,
+    score: int | float | None,
+    channel: str = "web",
+) -> TimelineEntry:
+    """A survey (NPS, CSAT, CES) was answered."""
+    return _add(
+        session,
+        customer_id=customer_id,
+        at=at,
+        kind="survey_answered",
+        channel=channel,
+        summary=survey_name,
+        ref_type="survey_response",
+        ref_id=response_id,
+        properties={"survey_name": survey_name, "score": score},
+    )
+
+
+def customers_merged(
+    session: Session, *, customer_id: int, merged_id: int, at: datetime, actor_label: str
+) -> TimelineEntry:
+    """Another customer record was merged into this one."""
+    return _add(
+        session,
+        customer_id=customer_id,
+        at=at,
+        kind="customers_merged",
+        channel=None,
+        ref_type="customer",
+        ref_id=merged_id,
+        properties={"merged_id": merged_id, "actor": actor_label},
+    )
+
+
+def bulk_add(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert many entries in one batched core insert (imports, ingestion, demo data)."""
+    if not rows:
+        return
+    clean = []
+    for row in rows:
+        if row["at"].tzinfo is None:
+            raise ValueError("timeline entries need a timezone-aware time")
+        clean.append(
+            {
+                "customer_id": row["customer_id"],
+                "at": row["at"],
+                "kind": row["kind"],
+                "channel": row.get("channel"),
+                "summary": (row.get("summary") or "")[:_SUMMARY_MAX],
+                "ref_type": row.get("ref_type"),
+                "ref_id": row.get("ref_id"),
+                "properties": row.get("properties") or {},
+            }
+        )
+    session.execute(insert(cast(Table, TimelineEntry.__table__)), clean)
