@@ -1,5 +1,6 @@
 """REST routes for exports: customers and orders as CSV or XLSX, streamed."""
 
+import itertools
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
@@ -16,6 +17,7 @@ from kokyaku.customers.service import CustomerFilters
 from kokyaku.deps import api_permission
 from kokyaku.i18n import negotiate
 from kokyaku.imports import export as exporting
+from kokyaku.kit.ids import MAX_ID, QueryId
 
 router = APIRouter(prefix="/api/v1/exports", tags=["exports"])
 Exporter = Annotated[User, Depends(api_permission(Perm.DATA_EXPORT))]
@@ -34,6 +36,10 @@ def _locale(request: Request, user: User, lang: str | None) -> str:
 
 def _response(request: Request, what: str, fmt: str, **kwargs: object) -> StreamingResponse:
     body = exporting.stream(request.app.state.db, what, fmt, **kwargs)
+    # Pull the first chunk now: a bad request (an unknown segment...) must fail before the response starts,
+    # when it can still be a 4xx with our error shape rather than a cut-off download.
+    first = next(body, b"")
+    body = itertools.chain([first], body)
     name = f"{what}-{date.today():%Y%m%d}.{fmt}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
     return StreamingResponse(body, media_type=exporting.MEDIA_TYPES[fmt], headers=headers)
@@ -47,12 +53,14 @@ def export_customers(
     lang: Lang = None,
     kind: Literal["person", "company"] | None = None,
     prefecture: Annotated[str | None, Query(max_length=10)] = None,
-    owner_id: int | None = None,
-    company_id: int | None = None,
+    owner_id: QueryId = None,
+    company_id: QueryId = None,
     gender: Literal[GENDERS] | None = None,  # type: ignore[valid-type]
     tag: Annotated[str | None, Query(max_length=50)] = None,
     q: Annotated[str | None, Query(max_length=100)] = None,
-    segment_id: Annotated[int | None, Query(description="only the members of this segment")] = None,
+    segment_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="only the members of this segment")
+    ] = None,
 ) -> StreamingResponse:
     """Customers with the customer list's filters (or a segment's members), one row each."""
     filters = CustomerFilters(

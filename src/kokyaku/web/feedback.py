@@ -47,8 +47,10 @@ from kokyaku.i18n import LOCALES, gettext, negotiate
 from kokyaku.kit.ids import PathId
 from kokyaku.web.customers import Section, register_section
 from kokyaku.web.render import locale_of, render, templates, validation_problems
+from kokyaku.web.timeline import register_kind
 
 router = APIRouter(include_in_schema=False)
+register_kind("followup_closed", "Follow-up closed")
 Reader = Annotated[User, Depends(page_permission(Perm.FEEDBACK_READ))]
 Writer = Annotated[User, Depends(page_permission(Perm.FEEDBACK_WRITE))]
 Csrf = Depends(check_csrf)
