@@ -12,6 +12,7 @@ from msgids import msgids, source_files  # noqa: E402
 
 # Raised only on programming or configuration mistakes, in logs and tracebacks: never shown to a user.
 FOR_DEVELOPERS = {
+    "an order history cannot give features after its own end",
     "KOKYAKU_SECRET_KEY must be set to a random value in production",
     "every_seconds must be at least 1",
     "max_attempts must be at least 1",

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from kokyaku import __version__
+from kokyaku.analytics.api import router as analytics_api
 from kokyaku.auth.api import router as users_api
 from kokyaku.commerce.api import router as commerce_api
 from kokyaku.config import Settings, get_settings
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.include_router(segments_api)
     app.include_router(exports_api)
     app.include_router(feedback_api)
+    app.include_router(analytics_api)
     pages.include(app)
     app.mount("/static/vendor", StaticFiles(packages=[("js_lib_htmx", "static")]), name="vendor")
     plotly_js = Path(plotly.__file__).parent / "package_data"

@@ -79,3 +79,43 @@ def test_kpi_board(db: Database, shop: list[int], page_as) -> None:  # type: ign
     bad = client.get("/analytics?from=2026-03-01&to=2026-02-01")
     assert bad.status_code == 422 and "must not be after" in bad.text
     assert client.get("/analytics?from=garbage").status_code == 200
+
+
+def test_cohorts_of_a_segment(db: Database, shop: list[int], page_as, api) -> None:  # type: ignore[no-untyped-def]
+    from kokyaku.analytics.cohorts import segment_members
+    from kokyaku.segments import service as segments
+    from kokyaku.segments.schemas import SegmentIn
+
+    def rule(field: str, operator: str, value: int) -> dict:  # type: ignore[type-arg]
+        return {"op": "and", "conditions": [{"field": field, "operator": operator, "value": value}]}
+
+    with db.session() as s:
+        # a bought 3 times (dynamic: evaluated now); a, b and c spent 2,000 or more (static: frozen list).
+        loyal = segments.create_segment(
+            s,
+            actor=TEST_ACTOR,
+            tz="Asia/Tokyo",
+            data=SegmentIn(name="3+", rules=rule("order_count", "gte", 3)),
+        ).id
+        big = segments.create_segment(
+            s, actor=TEST_ACTOR, tz="Asia/Tokyo",
+            data=SegmentIn(name="big", kind="static", rules=rule("total_spend", "gte", 2000)),
+        ).id  # fmt: skip
+    today = date(2026, 4, 20)
+    with db.session(write=False) as s:
+        everyone = {c.month: c.size for c in cohorts(s, months=6, today=today)}
+        only_a = cohorts(s, months=6, today=today, members=segment_members(s, loyal, "Asia/Tokyo"))
+        spenders = cohorts(s, months=6, today=today, members=segment_members(s, big, "Asia/Tokyo"))
+    assert everyone == {"2026-01": 2, "2026-02": 1, "2026-03": 1}
+    assert [(c.month, c.size, c.retained) for c in only_a] == [("2026-01", 1, [1, 1, 0, 1])]
+    assert {c.month: c.size for c in spenders} == {"2026-01": 2, "2026-02": 1}  # d (March) spent 800
+    client = page_as("viewer", locale="ja")
+    html = client.get(f"/analytics/cohorts?months=36&segment_id={loyal}").text
+    assert 'data-cohort="2026-01"' in html and 'data-cohort="2026-02"' not in html
+    assert f'<option value="{loyal}" selected>3+</option>' in html and "セグメント" in html
+    body = api.get("/api/v1/analytics/cohorts", params={"months": 36, "segment_id": big}).json()
+    assert [(c["month"], c["size"]) for c in body["cohorts"]] == [("2026-01", 2), ("2026-02", 1)]
+    both = api.get("/api/v1/analytics/cohorts", params={"months": 36, "segment_id": big, "channel": "store"})
+    assert [(c["month"], c["size"]) for c in both.json()["cohorts"]] == [("2026-02", 1)]
+    missing = api.get("/api/v1/analytics/cohorts", params={"segment_id": 10**6})
+    assert missing.status_code == 404 and missing.json()["error"] == "segment_not_found"

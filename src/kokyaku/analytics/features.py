@@ -79,43 +79,128 @@ def raise_work_mem(session: Session) -> None:
 
 def extract(session: Session, *, until: date, tz: str | None = None, currency: str | None = None) -> Features:
     """Per-customer first/last purchase day, repeat purchase days and mean repeat spend up to `until`."""
-    tz = tz or get_settings().timezone
-    currency = currency or base_currency()
-    offset = utc_offset_minutes(tz, until)
-    dialect = session.get_bind().dialect.name
-    day = day_number_sql(dialect, "ordered_at", offset)
-    # The index on ordered_at limits the scan; the local-day bound is the exclusive end of `until` in UTC.
-    end = datetime.combine(until + timedelta(days=1), time(0), ZoneInfo(tz)).astimezone(UTC)
-    sql = text(
-        f"""
-        WITH days AS (
-            SELECT customer_id, {day} AS d, SUM(total) AS spend
-            FROM orders
-            WHERE ordered_at < :end AND status NOT IN :void AND currency = :currency
-            GROUP BY customer_id, {day}
-        ), marked AS (
-            SELECT customer_id, d, spend, MIN(d) OVER (PARTITION BY customer_id) AS first_d FROM days
+    return OrderHistory(session, until=until, tz=tz, currency=currency).features()
+
+
+class OrderHistory:
+    """The counted orders up to `until`, from which features at `until` or any earlier day are taken
+    (the scoring run needs both: everything, and a calibration period for the holdout comparison).
+
+    On SQLite the orders are read once, one row each (customer, local day, total), and summarised in numpy.
+    SQLite would otherwise sort every order through a temporary B-tree for the GROUP BY on a computed day,
+    and compute that day twice per row, once per feature date: about five times slower on 10M orders.
+    PostgreSQL aggregates in the database (hash aggregation), which beats shipping every order to Python."""
+
+    def __init__(
+        self, session: Session, *, until: date, tz: str | None = None, currency: str | None = None
+    ) -> None:
+        self.session = session
+        self.until = until
+        self.tz = tz or get_settings().timezone
+        self.currency = currency or base_currency()
+        self.end = datetime.combine(until + timedelta(days=1), time(0), ZoneInfo(self.tz)).astimezone(UTC)
+        self.offset = utc_offset_minutes(self.tz, until)
+        self._orders: tuple[IntArray, IntArray, IntArray] | None = None
+        if session.get_bind().dialect.name == "sqlite":
+            self._orders = self._read_orders()
+
+    def features(self, until: date | None = None) -> Features:
+        """Features at `until` (default: the history's own end), which must not be later than it."""
+        until = until or self.until
+        if until > self.until:
+            raise ValueError("an order history cannot give features after its own end")
+        if self._orders is None:
+            return self._aggregate_in_sql(until)
+        customer, day, spend = self._orders
+        keep = day <= (until - EPOCH).days
+        return _summarise(customer[keep], day[keep], spend[keep], until, self.currency)
+
+    def _params(self, end: datetime) -> dict[str, object]:
+        return {"end": end, "void": list(VOID_STATUSES), "currency": self.currency}
+
+    def _read_orders(self) -> tuple[IntArray, IntArray, IntArray]:
+        """Every counted order as (customer, local day, total), sorted by customer and day."""
+        void = list(VOID_STATUSES)
+        sql = (
+            "SELECT customer_id, unixepoch(ordered_at), total FROM orders WHERE +ordered_at < ? "
+            f"AND status NOT IN ({', '.join('?' * len(void))}) AND currency = ?"
         )
-        SELECT customer_id, MIN(d), MAX(d), COUNT(*) - 1,
-               SUM(CASE WHEN d > first_d THEN spend ELSE 0 END)
-        FROM marked
-        GROUP BY customer_id
-        ORDER BY customer_id
-        """
-    ).bindparams(
-        bindparam("end", type_=UTCDateTime),
-        bindparam("void", expanding=True),
+        # The DB-API cursor: numpy converts its plain tuples ~50 times faster than SQLAlchemy's Row objects.
+        # Timestamps are stored as naive-UTC text, so the bound is that text too. The unary plus keeps SQLite
+        # off the ordered_at index: nearly every order qualifies, and a table scan beats 10M index lookups.
+        end = self.end.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+        cursor = self.session.connection().connection.cursor()
+        cursor.execute(sql, [end, *void, self.currency])
+        parts = [
+            np.array(rows, dtype=np.int64).reshape(-1, 3)
+            for rows in iter(lambda: cursor.fetchmany(200_000), [])
+        ]
+        cursor.close()
+        table = np.concatenate(parts) if parts else np.zeros((0, 3), dtype=np.int64)
+        # unixepoch() drops fractions of a second, so floor division gives the local calendar day exactly.
+        day = (table[:, 1] + self.offset * 60) // 86_400
+        order = np.lexsort((day, table[:, 0]))
+        return table[order, 0], day[order], table[order, 2]
+
+    def _aggregate_in_sql(self, until: date) -> Features:
+        end = datetime.combine(until + timedelta(days=1), time(0), ZoneInfo(self.tz)).astimezone(UTC)
+        day = day_number_sql(self.session.get_bind().dialect.name, "ordered_at", self.offset)
+        sql = text(
+            f"""
+            WITH days AS (
+                SELECT customer_id, {day} AS d, SUM(total) AS spend
+                FROM orders
+                WHERE ordered_at < :end AND status NOT IN :void AND currency = :currency
+                GROUP BY customer_id, {day}
+            ), marked AS (
+                SELECT customer_id, d, spend, MIN(d) OVER (PARTITION BY customer_id) AS first_d FROM days
+            )
+            SELECT customer_id, MIN(d), MAX(d), COUNT(*) - 1,
+                   SUM(CASE WHEN d > first_d THEN spend ELSE 0 END)
+            FROM marked
+            GROUP BY customer_id
+            ORDER BY customer_id
+            """
+        ).bindparams(bindparam("end", type_=UTCDateTime), bindparam("void", expanding=True))
+        raise_work_mem(self.session)
+        rows = self.session.execute(sql, self._params(end)).all()
+        table = np.array(rows, dtype=np.int64).reshape(-1, 5)
+        return _features(
+            table[:, 0], table[:, 1], table[:, 2], table[:, 3], table[:, 4], until, self.currency
+        )
+
+
+def _summarise(customer: IntArray, day: IntArray, spend: IntArray, until: date, currency: str) -> Features:
+    """Features from orders sorted by customer and day: purchase days first, then customers."""
+    if customer.size == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return _features(empty, empty, empty, empty, empty, until, currency)
+    new_day = np.ones(customer.size, dtype=bool)
+    new_day[1:] = (customer[1:] != customer[:-1]) | (day[1:] != day[:-1])
+    starts = np.flatnonzero(new_day)
+    day_customer, days, day_spend = customer[starts], day[starts], np.add.reduceat(spend, starts)
+    new_customer = np.ones(day_customer.size, dtype=bool)
+    new_customer[1:] = day_customer[1:] != day_customer[:-1]
+    first = np.flatnonzero(new_customer)
+    last = np.append(first[1:], day_customer.size) - 1
+    # The first purchase day starts the customer's clock: its spend is not a repeat spend.
+    repeat_spend = np.add.reduceat(day_spend, first) - day_spend[first]
+    return _features(
+        day_customer[first], days[first], days[last], last - first, repeat_spend, until, currency
     )
-    raise_work_mem(session)
-    rows = session.execute(sql, {"end": end, "void": list(VOID_STATUSES), "currency": currency}).all()
-    table = np.array(rows, dtype=np.int64).reshape(-1, 5)
-    frequency = table[:, 3]
+
+
+def _features(
+    customer: IntArray, first: IntArray, last: IntArray, frequency: IntArray, repeat_spend: IntArray,
+    until: date, currency: str,
+) -> Features:  # fmt: skip
+    frequency = frequency.astype(np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        monetary = np.where(frequency > 0, table[:, 4] / np.maximum(frequency, 1), np.nan)
+        monetary = np.where(frequency > 0, repeat_spend / np.maximum(frequency, 1), np.nan)
     return Features(
-        customer_id=table[:, 0],
-        first_day=table[:, 1],
-        last_day=table[:, 2],
+        customer_id=customer.astype(np.int64),
+        first_day=first.astype(np.int64),
+        last_day=last.astype(np.int64),
         frequency=frequency,
         monetary=monetary.astype(np.float64),
         until=until,

@@ -26,12 +26,22 @@ def fit_report(features: Features, model: ModelName, unit: Unit = "week") -> dic
             log_likelihood=spend.log_likelihood(x, m),
         )
         return report
+    _fitted, repeat = fit_repeat_model(features, model, unit)
+    report.update(repeat)
+    return report
+
+
+def fit_repeat_model(
+    features: Features, model: ModelName, unit: Unit = "week"
+) -> tuple[BGNBD | ParetoNBD, dict[str, Any]]:
+    """Fit BG/NBD or Pareto/NBD; returns the model and its unit, customers, parameters and log-likelihood."""
+    if features.customer_id.size == 0:
+        raise FitError(model=LABELS[model], reason=f"there are no orders up to {features.until}")
     x, t_x, T = features.frequency, features.recency(unit), features.age(unit)
     fitted = MODELS[model].fit(x, t_x, T)
-    report.update(
-        unit=unit,
-        customers=int(x.size),
-        params=fitted.params,
-        log_likelihood=float(fitted.log_likelihood(x, t_x, T)),
-    )
-    return report
+    return fitted, {
+        "unit": unit,
+        "customers": int(x.size),
+        "params": fitted.params,
+        "log_likelihood": float(fitted.log_likelihood(x, t_x, T)),
+    }

@@ -14,7 +14,7 @@ from kokyaku.analytics.tables import CustomerScore
 from kokyaku.commerce.metrics import base_currency
 from kokyaku.commerce.models import VOID_STATUSES, CustomerMetrics, Order
 from kokyaku.customers.models import Customer
-from kokyaku.segments.models import CustomerLifecycle
+from kokyaku.segments.models import CustomerLifecycle, LifecycleChange
 
 
 @dataclass
@@ -33,8 +33,14 @@ class Board:
 KPIS: dict[str, tuple[str, str, str]] = {
     "new": ("New customers", "Customers whose first purchase falls in the period.", "count"),
     "active": ("Active customers", "Customers with at least one purchase in the period.", "count"),
-    "at_risk": ("At-risk customers", "Customers now in the at-risk lifecycle stage.", "count"),
-    "churned": ("Churned customers", "Customers now in the churned lifecycle stage.", "count"),
+    "at_risk": ("At-risk customers", "Customers who entered the at-risk lifecycle stage during the period "
+                "(stage-change history; each customer counted once).", "count"),
+    "churned": ("Churned customers", "Customers who entered the churned lifecycle stage during the period "
+                "(stage-change history; each customer counted once).", "count"),
+    "at_risk_now": ("At risk now", "Customers in the at-risk lifecycle stage today, whatever the period.",
+                    "count"),
+    "churned_now": ("Churned now", "Customers in the churned lifecycle stage today, whatever the period.",
+                    "count"),
     "retention": ("Retention rate", "Of the customers who bought in the previous period of the same length, "
                   "the share who bought again in this period.", "percent"),
     "churn": ("Churn rate", "100% minus the retention rate.", "percent"),
@@ -47,6 +53,11 @@ KPIS: dict[str, tuple[str, str, str]] = {
     "conversion": ("Lead-to-customer conversion", "Of the customers added in the period, the share who made "
                    "a first purchase by its end.", "percent"),
 }  # fmt: skip
+SURVEY_DEFINITIONS = {
+    "nps": "Net Promoter Score of survey answers in the period: % promoters (9-10) minus % detractors (0-6).",
+    "csat": "Share of satisfaction answers of 4 or 5 out of 5 in the period.",
+}
+DEFAULT_DAYS = 90
 
 
 def _bounds(day: date, tz: str) -> datetime:
@@ -91,10 +102,19 @@ def board(session: Session, *, start: date, end: date, tz: str) -> Board:
     retained = (
         session.scalar(select(func.count(func.distinct(Order.customer_id))).where(in_prev, came_back)) or 0
     )
-    stages = dict(
-        session.execute(
+    stages: dict[str, int] = dict(
+        session.execute(  # type: ignore[arg-type]
             select(CustomerLifecycle.stage, func.count())
             .where(CustomerLifecycle.stage.in_(("at_risk", "churned"))).group_by(CustomerLifecycle.stage)
+        ).all()
+    )  # fmt: skip
+    # Entered during the period: a range on the changed_at index; one who entered twice counts once.
+    entered: dict[str, int] = dict(
+        session.execute(  # type: ignore[arg-type]
+            select(LifecycleChange.stage, func.count(func.distinct(LifecycleChange.customer_id)))
+            .where(LifecycleChange.stage.in_(("at_risk", "churned")),
+                   LifecycleChange.changed_at >= s, LifecycleChange.changed_at < e)
+            .group_by(LifecycleChange.stage)
         ).all()
     )  # fmt: skip
     added = and_(Customer.created_at >= s, Customer.created_at < e, Customer.merged_into_id.is_(None))
@@ -109,8 +129,10 @@ def board(session: Session, *, start: date, end: date, tz: str) -> Board:
     out.values = {
         "new": int(new or 0),
         "active": active,
-        "at_risk": int(stages.get("at_risk", 0)),
-        "churned": int(stages.get("churned", 0)),
+        "at_risk": int(entered.get("at_risk", 0)),
+        "churned": int(entered.get("churned", 0)),
+        "at_risk_now": int(stages.get("at_risk", 0)),
+        "churned_now": int(stages.get("churned", 0)),
         "retention": retention,
         "churn": round(100.0 - retention, 1) if retention is not None else None,
         "repeat": _pct(int(repeaters or 0), active),
@@ -147,6 +169,6 @@ def clv_distribution(session: Session, bins: int = 20) -> dict[str, Any]:
     }
 
 
-def default_period(today: date, days: int = 90) -> tuple[date, date]:
+def default_period(today: date, days: int = DEFAULT_DAYS) -> tuple[date, date]:
     """The last `days` days including today."""
     return today - timedelta(days=days - 1), today + timedelta(days=1)

@@ -24,11 +24,21 @@ class Perm(StrEnum):
     DATA_EXPORT = "data:export"  # download customers and orders as CSV/XLSX (imports need customers:write)
     FEEDBACK_READ = "feedback:read"  # survey results, reviews, follow-ups (owners close their own)
     FEEDBACK_WRITE = "feedback:write"  # build and send surveys, import and acknowledge reviews, any follow-up
+    ANALYTICS_READ = "analytics:read"  # scores, KPIs, cohorts and model checks
 
 
 ROLES = ("admin", "manager", "sales", "support", "marketing", "viewer")
 
-_READ = {Perm.CUSTOMERS_READ, Perm.TOKENS_OWN, Perm.SEGMENTS_READ, Perm.JOBS_OWN, Perm.ORDERS_READ}
+# Every role reads customers, orders, segments, feedback and analytics.
+_READ = {
+    Perm.CUSTOMERS_READ,
+    Perm.TOKENS_OWN,
+    Perm.SEGMENTS_READ,
+    Perm.JOBS_OWN,
+    Perm.ORDERS_READ,
+    Perm.FEEDBACK_READ,
+    Perm.ANALYTICS_READ,
+}
 _EDIT = _READ | {
     Perm.CUSTOMERS_WRITE,
     Perm.AUDIT_READ,
@@ -48,19 +58,13 @@ ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
             Perm.SEGMENTS_WRITE,
             Perm.JOBS_ALL,
             Perm.PRODUCTS_MANAGE,
+            Perm.FEEDBACK_WRITE,
         }
     ),
     "sales": frozenset(_EDIT),
-    "support": frozenset(_EDIT),
-    "marketing": frozenset(_EDIT | {Perm.SEGMENTS_WRITE}),
+    "support": frozenset(_EDIT | {Perm.FEEDBACK_WRITE}),
+    "marketing": frozenset(_EDIT | {Perm.SEGMENTS_WRITE, Perm.FEEDBACK_WRITE}),
     "viewer": frozenset(_READ | {Perm.AUDIT_READ}),
-}
-
-# Feedback: every role reads; marketing, support and managers also write (admin holds every permission).
-_FEEDBACK_WRITERS = ("manager", "support", "marketing")
-ROLE_PERMISSIONS = {
-    role: perms | {Perm.FEEDBACK_READ} | ({Perm.FEEDBACK_WRITE} if role in _FEEDBACK_WRITERS else set())
-    for role, perms in ROLE_PERMISSIONS.items()
 }
 
 

@@ -1,4 +1,4 @@
-"""kokyaku analytics fit | run: CLV model fits and customer scoring."""
+"""kokyaku analytics fit | holdout | run: model fits, their calibration/holdout check, customer scoring."""
 
 import json
 from datetime import date
@@ -8,9 +8,10 @@ import typer
 
 from kokyaku.analytics.features import extract
 from kokyaku.analytics.fitting import fit_report
+from kokyaku.analytics.holdout import holdout_check
 from kokyaku.analytics.scoring import score  # also registers the score fields for `segments` commands
 from kokyaku.cli.common import console, database, fail
-from kokyaku.errors import KokyakuError
+from kokyaku.errors import KokyakuError, ValidationFailed
 
 analytics_app = typer.Typer(help="Customer analytics: CLV and churn models.", no_args_is_help=True)
 
@@ -41,6 +42,33 @@ def fit(
     except KokyakuError as exc:
         fail(str(exc))
     typer.echo(json.dumps(report, indent=2))
+
+
+@analytics_app.command("holdout")
+def holdout(
+    model: Annotated[str, typer.Option(help="bgnbd or paretonbd.")],
+    until: Annotated[str, typer.Option(help="Cut-off: last day of the calibration period (YYYY-MM-DD).")],
+    unit: Annotated[str, typer.Option(help="Period of the curve and unit of the fit: day or week.")] = "week",
+    end: Annotated[
+        str | None, typer.Option(help="Last day of the holdout (YYYY-MM-DD); default the last purchase day.")
+    ] = None,
+) -> None:
+    """Fit on the orders up to --until, predict the cumulative repeat purchases per period after it and print
+    the curve (actual and predicted) with its mean absolute percentage error as JSON."""
+    if model not in ("bgnbd", "paretonbd"):
+        fail(f"--model: bgnbd or paretonbd, not {model!r}")
+    if unit not in ("day", "week"):
+        fail(f"--unit: day or week, not {unit!r}")
+    cut = _day(until, "--until")
+    last = _day(end, "--end") if end else None
+    try:
+        with database().session(write=False) as session:
+            check = holdout_check(session, model=model, until=cut, unit=unit, end=last)
+    except ValidationFailed as exc:
+        fail("; ".join(f"--{p['field']}: {p['message']}" for p in exc.detail()))
+    except KokyakuError as exc:
+        fail(str(exc))
+    typer.echo(json.dumps(check.as_dict(), indent=2))
 
 
 @analytics_app.command("run")

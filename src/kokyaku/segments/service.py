@@ -1,5 +1,6 @@
-"""The only place that changes segments: create, edit, freeze, delete; counting, members, breakdowns, sizes,
-export, and the customer's RFM scores and lifecycle journey."""
+"""The only place that changes segments: create, edit, freeze, delete; counting, members, breakdowns, size
+history, the customer's RFM scores and lifecycle journey, and static memberships through customer merges.
+(Exports of members go through kokyaku.imports.export, which pages through `members`.)"""
 
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
@@ -63,7 +64,8 @@ def compile_rules(session: Session, raw: Any, tz: str) -> R.Compiled:
     return R.compile_rules(raw, context(session, tz))
 
 
-def _members_of(session: Session, segment: Segment, tz: str) -> R.Compiled:
+def membership(session: Session, segment: Segment, tz: str) -> R.Compiled:
+    """The condition on customers that selects a segment's members (frozen list or live rules)."""
     if segment.kind == STATIC:
         ids = select(SegmentMember.customer_id).where(SegmentMember.segment_id == segment.id)
         return R.Compiled(Customer.id.in_(ids), [])
@@ -80,7 +82,7 @@ def count_rules(session: Session, raw: Any, tz: str) -> int:
 
 
 def count_segment(session: Session, segment: Segment, tz: str) -> int:
-    return count_compiled(session, _members_of(session, segment, tz))
+    return count_compiled(session, membership(session, segment, tz))
 
 
 # ---------------------------------------------------------------- reading
@@ -115,7 +117,7 @@ def members(
     session: Session, segment: Segment, tz: str, *, cursor: str | None = None, limit: int = 50
 ) -> Page[Customer]:
     """The members in id order, keyset-paginated."""
-    return members_of(session, _members_of(session, segment, tz), cursor=cursor, limit=limit)
+    return members_of(session, membership(session, segment, tz), cursor=cursor, limit=limit)
 
 
 def members_of(
@@ -135,7 +137,7 @@ def breakdown(session: Session, segment: Segment, tz: str, by: str) -> list[tupl
     """Member counts grouped by prefecture, lifecycle stage, RFM segment, gender or type; largest first."""
     if by not in BREAKDOWNS:
         raise ValidationFailed([("by", "Not one of the allowed values.", {})])
-    compiled = _members_of(session, segment, tz)
+    compiled = membership(session, segment, tz)
     joins = list(compiled.joins)
     column: Any
     if by == "lifecycle_stage":

@@ -1,5 +1,5 @@
-"""Analytics pages: the KPI board (/analytics), cohort retention (/analytics/cohorts) and the customer
-page's "Predictions" section."""
+"""Analytics pages: the KPI board (/analytics), cohort retention (/analytics/cohorts), the models'
+calibration/holdout check (/analytics/validation) and the customer page's "Predictions" section."""
 
 import json
 from datetime import date, datetime, timedelta
@@ -8,26 +8,33 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from kokyaku.analytics.cohorts import channels, cohorts
+from kokyaku.analytics.cohorts import channels, cohorts, segment_members
+from kokyaku.analytics.fitting import LABELS
+from kokyaku.analytics.holdout import REPEAT_MODELS, UNITS, HoldoutCheck, holdout_check
 from kokyaku.analytics.kpis import KPIS, board, default_period
+from kokyaku.analytics.models import FitError
 from kokyaku.analytics.scoring import HIGH_RISK, LOW_RISK
 from kokyaku.analytics.tables import CustomerScore
 from kokyaku.auth.models import User
 from kokyaku.auth.permissions import Perm
 from kokyaku.commerce.metrics import base_currency
-from kokyaku.commerce.models import CustomerMetrics
+from kokyaku.commerce.models import CustomerMetrics, Order
 from kokyaku.config import get_settings
 from kokyaku.customers.models import Customer
 from kokyaku.deps import DB, page_permission
+from kokyaku.errors import NotFound, ValidationFailed
 from kokyaku.i18n import gettext
+from kokyaku.segments import service as segments
 from kokyaku.web.customers import Section, register_section
 from kokyaku.web.render import locale_of, render
 
 router = APIRouter()
-Reader = Annotated[User, Depends(page_permission(Perm.ORDERS_READ))]
+Reader = Annotated[User, Depends(page_permission(Perm.ANALYTICS_READ))]
 BAND_LABELS = {"low": "Low", "medium": "Medium", "high": "High"}
+SEGMENT_CHOICES = 200  # the newest segments offered in the cohort filter
 
 
 def explain(metrics: CustomerMetrics | None, score: CustomerScore, today: datetime) -> dict[str, Any]:
@@ -71,6 +78,17 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False).replace("</", "<\\/")
 
 
+def _segment_param(request: Request, db: Session) -> tuple[int | None, Any]:
+    """The chosen segment's id and member query, or (None, None) for all customers or an unknown segment."""
+    raw = request.query_params.get("segment_id") or ""
+    if not raw.isdigit() or not 0 < int(raw) < 2**63:
+        return None, None
+    try:
+        return int(raw), segment_members(db, int(raw), get_settings().timezone)
+    except NotFound:
+        return None, None
+
+
 @router.get("/analytics/cohorts", response_class=HTMLResponse)
 def cohorts_page(request: Request, db: DB, user: Reader) -> Response:
     """Retention and revenue by monthly acquisition cohort, as a heatmap and a table."""
@@ -80,7 +98,8 @@ def cohorts_page(request: Request, db: DB, user: Reader) -> Response:
         channel = None
     raw_months = request.query_params.get("months", "12")
     months = min(max(int(raw_months), 1), 36) if raw_months.isdigit() else 12
-    rows = cohorts(db, months=months, channel=channel)
+    segment_id, members = _segment_param(request, db)
+    rows = cohorts(db, months=months, channel=channel, members=members)
     width = max((len(c.retained) for c in rows), default=0)
     locale = locale_of(request)
     heat = {
@@ -93,7 +112,7 @@ def cohorts_page(request: Request, db: DB, user: Reader) -> Response:
         }],
         "layout": {
             "margin": {"l": 70, "r": 10, "t": 10, "b": 40}, "height": 60 + 28 * max(len(rows), 1),
-            "xaxis": {"title": gettext(locale, "Months since first purchase"), "dtick": 1},
+            "xaxis": {"title": {"text": gettext(locale, "Months since first purchase")}, "dtick": 1},
             "yaxis": {"autorange": "reversed", "type": "category"},
         },
     }  # fmt: skip
@@ -103,6 +122,8 @@ def cohorts_page(request: Request, db: DB, user: Reader) -> Response:
         "channels": known,
         "channel": channel,
         "months": months,
+        "segments": segments.list_segments(db, limit=SEGMENT_CHOICES).items,
+        "segment_id": segment_id,
         "heat": _json(heat),
         "currency": base_currency(),
     }
@@ -138,7 +159,7 @@ def kpi_page(request: Request, db: DB, user: Reader) -> Response:
             "data": [{"type": "bar", "x": dist["edges"][:-1], "y": dist["counts"],
                       "marker": {"color": "#3a6ea5"}}],
             "layout": {"margin": {"l": 50, "r": 10, "t": 10, "b": 40}, "height": 260, "bargap": 0.05,
-                       "xaxis": {"title": gettext(locale_of(request), "Predicted 12-month value")}},
+                       "xaxis": {"title": {"text": gettext(locale_of(request), "Predicted 12-month value")}}},
         })  # fmt: skip
     ctx = {
         "board": result,
@@ -150,3 +171,85 @@ def kpi_page(request: Request, db: DB, user: Reader) -> Response:
         "currency": base_currency(),
     }
     return render(request, "analytics/kpis.html", ctx, 422 if error else 200)
+
+
+def _holdout_figure(check: HoldoutCheck, locale: str) -> dict[str, Any]:
+    """Actual and predicted cumulative repeat purchases per period, with the cut-off as a dotted line."""
+    x = [p.index for p in check.periods]
+    dates = [p.start.isoformat() for p in check.periods]
+    axis = gettext(locale, "Week") if check.unit == "week" else gettext(locale, "Day")
+    return {
+        "data": [
+            {"type": "scatter", "mode": "lines", "name": gettext(locale, "Actual"), "x": x,
+             "y": [p.actual for p in check.periods], "customdata": dates, "line": {"color": "#222"},
+             "hovertemplate": "%{customdata}: %{y:,.0f}<extra></extra>"},
+            {"type": "scatter", "mode": "lines", "name": gettext(locale, "Predicted ({model})",
+                                                                  model=LABELS[check.model]),
+             "x": x, "y": [round(p.predicted, 1) for p in check.periods], "customdata": dates,
+             "line": {"color": "#3a6ea5", "dash": "dash"},
+             "hovertemplate": "%{customdata}: %{y:,.1f}<extra></extra>"},
+        ],
+        "layout": {
+            "margin": {"l": 60, "r": 10, "t": 30, "b": 50}, "height": 380,
+            "legend": {"orientation": "h", "y": 1.12},
+            "xaxis": {"title": {"text": axis}, "rangemode": "tozero"},
+            "yaxis": {"title": {"text": gettext(locale, "Cumulative repeat purchases")},
+                      "rangemode": "tozero"},
+            "shapes": [{"type": "line", "x0": check.cutoff, "x1": check.cutoff, "yref": "paper", "y0": 0,
+                        "y1": 1, "line": {"color": "#888", "dash": "dot"}}],
+            "annotations": [{"x": check.cutoff, "yref": "paper", "y": 1, "xanchor": "left",
+                             "showarrow": False,
+                             "text": gettext(locale, "Cut-off {day}", day=check.until.isoformat())}],
+        },
+    }  # fmt: skip
+
+
+def _suggested_cutoff(db: Session) -> date | None:
+    """Halfway between the first and the last order: a cut-off that leaves a holdout as long as the fit."""
+    first, last = db.execute(select(func.min(Order.ordered_at), func.max(Order.ordered_at))).one()
+    if first is None or last is None:
+        return None
+    tz = ZoneInfo(get_settings().timezone)
+    return (first + (last - first) / 2).astimezone(tz).date()
+
+
+@router.get("/analytics/validation", response_class=HTMLResponse)
+def validation_page(request: Request, db: DB, user: Reader) -> Response:
+    """The calibration/holdout check: fit up to a cut-off, compare the predicted repeat purchases after it
+    with the actual ones, as a chart and one number."""
+    q = request.query_params
+    model = q.get("model") if q.get("model") in REPEAT_MODELS else "bgnbd"
+    unit = q.get("unit") if q.get("unit") in UNITS else "week"
+    until, end = _day_param(request, "until"), _day_param(request, "end")
+    errors: list[tuple[str, dict[str, Any]]] = []
+    check, figure, status = None, None, 200
+    if q.get("until") and until is None:
+        message = "The cut-off date must be a date (YYYY-MM-DD)."
+        errors.append((message, {}))
+    if q.get("end") and end is None:
+        message = "The end date must be a date (YYYY-MM-DD)."
+        errors.append((message, {}))
+    if errors:
+        status = 422
+    elif until is not None:
+        try:
+            check = holdout_check(db, model=str(model), until=until, unit=str(unit), end=end)
+        except ValidationFailed as exc:
+            errors, status = [(m, p) for _f, m, p in exc.problems], exc.status
+        except FitError as exc:
+            message = "Try another cut-off date, the other model, or weeks instead of days."
+            errors, status = [(exc.message, exc.params), (message, {})], exc.status
+        else:
+            figure = _json(_holdout_figure(check, locale_of(request)))
+    ctx = {
+        "models": [(m, LABELS[m]) for m in REPEAT_MODELS],
+        "model": model,
+        "unit": unit,
+        "until": until or (None if q.get("until") else _suggested_cutoff(db)),
+        "end": end,
+        "errors": errors,
+        "check": check,
+        "figure": figure,
+        "label": LABELS.get(str(model), ""),
+    }
+    return render(request, "analytics/validation.html", ctx, status)

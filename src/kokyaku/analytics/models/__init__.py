@@ -10,6 +10,7 @@ from kokyaku.analytics.models.summary import (
     Tracking,
     compress,
     expected_cumulative_repeats,
+    mape,
     repeat_purchase_tracking,
     summarize,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "clv",
     "compress",
     "expected_cumulative_repeats",
+    "mape",
     "repeat_purchase_tracking",
     "summarize",
 ]

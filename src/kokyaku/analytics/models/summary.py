@@ -7,6 +7,7 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from scipy.signal import convolve
 
 FloatArray = NDArray[np.float64]
 Unit = Literal["day", "week"]
@@ -135,15 +136,53 @@ def repeat_purchase_tracking(
 
 
 def expected_cumulative_repeats(
-    expected_new: Callable[[FloatArray], FloatArray], entry: ArrayLike, n_periods: int, unit: Unit = "week"
+    expected_new: Callable[[FloatArray], FloatArray],
+    entry: ArrayLike,
+    n_periods: int,
+    unit: Unit = "week",
+    weights: ArrayLike | None = None,
 ) -> FloatArray:
-    """Model's cumulative repeat purchases after each period, summed over customers entering at `entry`."""
-    # Group customers by entry time: one model call per distinct entry instead of per customer.
-    times, counts = np.unique(np.asarray(entry, dtype=np.float64), return_counts=True)
-    one_day = 1.0 / UNIT_DAYS[unit]
+    """Model's cumulative repeat purchases after each period, summed over customers entering at `entry`
+    (in units from the start; `weights` customers each, default one)."""
+    k = UNIT_DAYS[unit]
+    entries = np.ravel(np.asarray(entry, dtype=np.float64))
+    w = np.ones(entries.size) if weights is None else np.ravel(np.asarray(weights, dtype=np.float64))
+    # Group customers by entry time: one model evaluation per distinct entry instead of per customer.
+    times, inverse = np.unique(entries, return_inverse=True)
+    counts = np.bincount(inverse, weights=w, minlength=times.size).astype(np.float64)
+    days = np.rint(times * k)
+    if n_periods > 0 and np.allclose(days, times * k, rtol=0, atol=1e-9) and (days >= 0).all():
+        return _cumulative_by_day(expected_new, days.astype(np.int64), counts, n_periods, k)
+    one_day = 1.0 / k
     out = np.empty(n_periods)
     for i in range(n_periods):
         # After period i+1 the last day seen is one day before its end, matching how age T is measured.
         elapsed = np.maximum((i + 1) - times - one_day, 0.0)
         out[i] = float(np.sum(counts * expected_new(elapsed)))
     return out
+
+
+def _cumulative_by_day(
+    expected_new: Callable[[FloatArray], FloatArray], days: NDArray[np.int64], counts: FloatArray,
+    n_periods: int, k: int,
+) -> FloatArray:  # fmt: skip
+    """The same sum when customers enter on whole days: a customer entering on day e has been watched for
+    k(i+1) - 1 - e days after period i+1, so the model is evaluated once per day of the horizon and the sum
+    over entry days is a convolution (daily periods over years would otherwise cost days x days calls)."""
+    horizon = n_periods * k
+    # Customers entering at or after the horizon add nothing: a new customer's expectation at 0 is 0.
+    inside = days < horizon
+    by_day = np.bincount(days[inside], weights=counts[inside], minlength=horizon)
+    curve = np.asarray(expected_new(np.arange(horizon, dtype=np.float64) / k), dtype=np.float64)
+    total = convolve(by_day, curve)[:horizon]
+    return np.asarray(total[np.arange(1, n_periods + 1) * k - 1], dtype=np.float64)
+
+
+def mape(actual: ArrayLike, predicted: ArrayLike) -> float | None:
+    """Mean absolute percentage error (a fraction) over the points with a non-zero actual value, or None."""
+    a = np.ravel(np.asarray(actual, dtype=np.float64))
+    p = np.ravel(np.asarray(predicted, dtype=np.float64))
+    keep = a != 0
+    if not keep.any():
+        return None
+    return float(np.mean(np.abs(p[keep] - a[keep]) / np.abs(a[keep])))
