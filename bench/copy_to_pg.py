@@ -26,18 +26,23 @@ from kokyaku.migrate import upgrade  # noqa: E402
 CHUNK = 50_000
 
 
-def copy(sqlite_path: str, pg_url: str) -> None:
+def copy(sqlite_path: str, pg_url: str, *, resume: bool = False) -> None:
     upgrade(pg_url)
     url = make_url(pg_url).set(drivername="postgresql")
     src = sqlite3.connect(sqlite_path)
     tables = [t for t in Base.metadata.sorted_tables if t.name != "alembic_version"]
     with psycopg.connect(url.render_as_string(hide_password=False)) as pg:
         pg.execute("SET TIME ZONE 'UTC'")
-        pg.execute("TRUNCATE " + ", ".join(t.name for t in tables) + " RESTART IDENTITY CASCADE")
+        if not resume:
+            pg.execute("TRUNCATE " + ", ".join(t.name for t in tables) + " RESTART IDENTITY CASCADE")
         for table in tables:
+            if resume and pg.execute(f"SELECT EXISTS (SELECT 1 FROM {table.name})").fetchone()[0]:  # type: ignore[index]
+                continue
             present = {r[1] for r in src.execute(f"PRAGMA table_info({table.name})")}
             # a column missing from an older SQLite file keeps its PostgreSQL default
             columns = [c.name for c in table.columns if c.name in present]
+            if not columns:  # a table the SQLite file predates
+                continue
             started = time.perf_counter()
             rows = src.execute(f"SELECT {', '.join(columns)} FROM {table.name}")  # noqa: S608 - names from metadata
             n = 0
@@ -46,6 +51,7 @@ def copy(sqlite_path: str, pg_url: str) -> None:
                     for row in chunk:
                         cp.write_row(row)
                     n += len(chunk)
+            pg.commit()  # table by table, so --resume can pick up after a failure
             if n:
                 print(f"{table.name}: {n:,} rows in {time.perf_counter() - started:.1f} s", flush=True)
             if "id" in table.columns and n:
@@ -62,8 +68,9 @@ def main() -> None:
     )
     parser.add_argument("--sqlite", required=True)
     parser.add_argument("--pg", required=True)
+    parser.add_argument("--resume", action="store_true", help="keep what is copied; copy the empty tables")
     args = parser.parse_args()
-    copy(args.sqlite, args.pg)
+    copy(args.sqlite, args.pg, resume=args.resume)
 
 
 if __name__ == "__main__":

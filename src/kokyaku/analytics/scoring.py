@@ -16,12 +16,13 @@ from kokyaku.analytics.features import Features, OrderHistory
 from kokyaku.analytics.fitting import LABELS, MODELS
 from kokyaku.analytics.hooks import register
 from kokyaku.analytics.models import BGNBD, FitError, GammaGamma, ParetoNBD, clv
+from kokyaku.analytics.models.summary import Unit
 from kokyaku.analytics.tables import CustomerScore
 from kokyaku.config import get_settings
 from kokyaku.db import utcnow
 from kokyaku.kit.bulk import db_time, insert_tuples
 
-UNIT = "week"
+UNIT: Unit = "week"
 WEEK = 7.0
 HOLDOUT_SHARE = 0.25
 HOLDOUT_SAMPLE = 100_000
@@ -65,9 +66,11 @@ def _rfm(f: Features) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def holdout_errors(history: OrderHistory, full: Features) -> dict[str, float]:
-    """Per-customer mean absolute error of each model's holdout purchases, fitted on the first 75%. Above HOLDOUT_SAMPLE customers a fixed random sample is used: choosing needs only
-    the difference of two mean errors, which that many customers pin down, and it spares the slow Pareto/NBD
-    fit most of its time (the chosen model is then fitted on everyone)."""
+    """Per-customer mean absolute error of each model's holdout purchases, fitted on the first 75%.
+
+    Above HOLDOUT_SAMPLE customers a fixed random sample is used: choosing needs only the difference of two
+    mean errors, which that many customers pin down, and it spares the slow Pareto/NBD fit most of its
+    time (the chosen model is then fitted on everyone)."""
     start = int(full.first_day.min())
     span = full.end_day - start
     holdout_days = int(round(span * HOLDOUT_SHARE))
