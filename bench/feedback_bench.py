@@ -439,8 +439,30 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             lambda i: staff.get(f"/surveys/{sid}?days=90&unit=week"),
         )
         timed("GET /surveys/{id}/comments", results_runs, lambda i: staff.get(f"/surveys/{sid}/comments"))
+        # the comments' analysis, queued by each answer above: run those jobs with the real worker
+        from kokyaku.jobs.models import Job
+        from kokyaku.jobs.service import load_handlers
+        from kokyaku.jobs.worker import Worker
+
+        with db.session(write=False) as s:
+            queued = s.scalar(select(func.count()).select_from(Job).where(Job.kind == fb_responses.ANALYSE))
+        worker = Worker(db, handlers={fb_responses.ANALYSE: load_handlers()[fb_responses.ANALYSE]})
+        cpu, wall = time.process_time(), time.perf_counter()
+        outcomes = dict(worker.drain())
+        jobs = {
+            "queued": int(queued or 0),
+            "outcomes": outcomes,
+            "cpu_ms": (time.process_time() - cpu) * 1000 / max(1, int(queued or 0)),
+            "wall_ms": (time.perf_counter() - wall) * 1000 / max(1, int(queued or 0)),
+        }
         with db.session(write=False) as s:
             final = s.scalar(select(func.count()).select_from(Response).where(Response.survey_id == sid))
+            pending = s.scalar(
+                select(func.count())
+                .select_from(Answer)
+                .where(Answer.survey_id == sid, Answer.has_text.is_(True), Answer.sentiment.is_(None))
+            )
+        jobs["unanalysed_after"] = int(pending or 0)
         return {
             "times": timer.times,
             "cpu": timer.cpu,
@@ -448,6 +470,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "url": make_url(url).render_as_string(hide_password=True),
             "dialect": db.engine.dialect.name,
             "final_responses": final,
+            "jobs": jobs,
         }
     finally:
         db.dispose()
@@ -480,6 +503,12 @@ def report(outcome: dict[str, Any], args: argparse.Namespace) -> str:
         )
     lines.append("")
     lines.append(f"reference GET /healthz: p50 {ref:.2f} ms, p95 {ref95:.2f} ms (server time)")
+    j = outcome["jobs"]
+    lines.append(
+        f"comment analysis jobs queued by the POSTs: {j['queued']}, run afterwards by the real worker: "
+        f"{j['outcomes']}, {j['cpu_ms']:.2f} ms CPU / {j['wall_ms']:.2f} ms wall per job; comments still "
+        f"unanalysed afterwards: {j['unanalysed_after']}"
+    )
     return "\n".join(lines)
 
 

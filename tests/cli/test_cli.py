@@ -102,3 +102,11 @@ def test_bad_database_url_fails_with_one_line(tmp_path: Path) -> None:
     assert (
         result.returncode == 1 and "could not migrate" in result.stderr and "Traceback" not in result.stderr
     )
+
+
+def test_commands_on_a_database_never_initialised_say_to_run_init(tmp_path: Path) -> None:
+    result = kokyaku(tmp_path, "demo", "--customers", "5")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: the database is not set up, or is older than this version of Kokyaku: run `kokyaku init`"
+    ]

@@ -86,6 +86,14 @@ def run_mail_jobs(db: Database) -> dict[str, int]:
     return dict(worker.drain())
 
 
+def run_feedback_jobs(db: Database) -> dict[str, int]:
+    """Run the due comment-analysis jobs now, with the real worker."""
+    from kokyaku.feedback.responses import ANALYSE
+
+    worker = Worker(db, handlers={ANALYSE: load_handlers()[ANALYSE]}, run_schedules=False)
+    return dict(worker.drain())
+
+
 @pytest.fixture
 def mail_page_as(mail_app, db: Database, settings: Settings):  # type: ignore[no-untyped-def]
     """Like page_as, on the app that sends mail through the test SMTP server."""

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from kokyaku.config import Settings
 from kokyaku.customers.models import Customer
 from kokyaku.feedback import responses, surveys
-from kokyaku.feedback.models import Response, Survey
+from kokyaku.feedback.models import Invitation, Survey
 from kokyaku.feedback.schemas import SurveyIn, SurveyUpdate
 from tests.conftest import TEST_ACTOR
 
@@ -54,10 +54,14 @@ def answer(
     text: str | None = None,
     choices: list[int] | None = None,
     customer: Customer | None = None,
+    invitation: Invitation | None = None,
     at: datetime | None = None,
-) -> Response:
-    """One response through the real checks and writer (a customer makes it a personal-link answer)."""
-    opened = responses.Opened(survey, surveys.questions_of(session, survey.id), None, customer)
+    analyse: bool = True,
+) -> responses.Submitted:
+    """One response through the real checks and writer (a customer makes it a personal-link answer; with
+    its `invitation`, through that link). Its comments are analysed as the queued job would, unless
+    `analyse` is off."""
+    opened = responses.Opened(survey, surveys.questions_of(session, survey.id), invitation, customer)
     by_kind = {"nps": nps, "csat": csat, "ces": ces, "text": text}
     values: dict[str, list[str]] = {}
     for q in opened.questions:
@@ -67,7 +71,7 @@ def answer(
             values[responses.field_name(q)] = [str(by_kind[q.kind])]
     given, problems = responses.check_answers(opened.questions, values)
     assert not problems, problems
-    return responses.submit(
+    submitted = responses.submit(
         session,
         settings,
         opened=opened,
@@ -76,3 +80,6 @@ def answer(
         locale="ja",
         now=at,
     )
+    if analyse and submitted.comments:
+        responses.analyse_response(session, submitted.id)
+    return submitted

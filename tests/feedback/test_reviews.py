@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kokyaku.db import Database
-from kokyaku.feedback.models import Review, TopicMention
+from kokyaku.feedback.models import Followup, Review, TopicMention
 from tests.conftest import csrf_of
 from tests.customers.factories import make_customer
 
@@ -201,6 +201,7 @@ def test_monitoring_page_with_trend_alerts_and_acknowledge(api, page_as, db: Dat
         and "/static/plotly/plotly.min.js" in page.text
     )
     assert 'data-testid="alert-count">1<' in page.text and "料理が冷めていて" in page.text
+    assert "星1・2の口コミ、または星3で否定的な内容" in page.text  # the rule, stated where the alerts are
     with db.session(write=False) as s:
         alert_id = s.scalar(select(Review.id).where(Review.alert.is_(True)))
     resp = support.post(f"/reviews/{alert_id}/acknowledge", data={"csrf_token": csrf_of(page.text)})
@@ -210,6 +211,7 @@ def test_monitoring_page_with_trend_alerts_and_acknowledge(api, page_as, db: Dat
     viewer = page_as("viewer", locale="en")
     seen = viewer.get("/reviews")
     assert seen.status_code == 200 and "Acknowledge" not in seen.text and "Import reviews" not in seen.text
+    assert "Reviews of 4 or 5 stars never alert" in seen.text
     assert (
         viewer.post(f"/reviews/{alert_id}/acknowledge", data={"csrf_token": csrf_of(seen.text)}).status_code
         == 403
@@ -239,3 +241,48 @@ def test_csv_upload_on_the_page(page_as, db: Database) -> None:  # type: ignore[
         "/reviews/import", data={"csrf_token": token}, files={"file": ("r.csv", csv.encode(), "text/csv")}
     )
     assert broken.status_code == 422 and "no column for source" in broken.text
+
+
+def test_negative_rule_boundaries_for_alerts_and_follow_ups(api, session: Session, db: Database) -> None:  # type: ignore[no-untyped-def]
+    make_customer(session, name="中村 優", emails=["yu@example.com"])
+    session.commit()
+    complaint = "配送が遅く、箱もつぶれていました。"  # negative words
+    cases = {  # external id: (rating, text, negative?)
+        "five": (5, complaint, False),
+        "four": (4, complaint, False),  # a complaint inside a good rating: no alarm
+        "three-neg": (3, complaint, True),
+        "three-ok": (3, "普通でした。", False),
+        "two": (2, "店員さんは親切でした。", True),  # 1-2 stars are negative whatever the words
+        "one": (1, None, True),
+    }
+    batch = {
+        "reviews": [
+            {
+                "source": "google",
+                "external_id": key,
+                "rating": rating,
+                "text": text,
+                "posted_at": "2026-05-01T10:00:00+09:00",
+                "customer_email": "yu@example.com",
+            }
+            for key, (rating, text, _) in cases.items()
+        ]
+    }
+    out = api.post("/api/v1/reviews", json=batch).json()
+    assert (out["created"], out["alerts"], out["followups"]) == (6, 3, 3)
+    with db.session(write=False) as s:
+        rows = {r.external_id: r for r in s.scalars(select(Review))}
+        followed = set(s.scalars(select(Followup.source_id).where(Followup.source_type == "review")))
+    assert rows["four"].sentiment == "negative" and rows["three-neg"].sentiment == "negative"
+    for key, (_, _, negative) in cases.items():
+        assert (rows[key].negative, rows[key].alert, rows[key].id in followed) == (
+            negative,
+            negative,
+            negative,
+        ), key
+    # the reviewer lowers the 4 to a 3 with the same words: now it alerts and is followed up
+    lowered = {"reviews": [{**batch["reviews"][1], "rating": 3}]}
+    again = api.post("/api/v1/reviews", json=lowered).json()
+    assert (again["updated"], again["alerts"], again["followups"]) == (1, 1, 1)
+    page = api.get("/api/v1/reviews/" + str(rows["four"].id)).json()
+    assert page["negative"] and page["alert"]

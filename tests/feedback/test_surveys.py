@@ -14,15 +14,15 @@ from kokyaku.app import create_app
 from kokyaku.config import Settings
 from kokyaku.customers.models import Customer
 from kokyaku.db import Database
-from kokyaku.feedback import scores, stats, surveys
+from kokyaku.feedback import responses, scores, stats, surveys
 from kokyaku.feedback.models import Answer, CustomerScore, DailyStat, Invitation, Response, TopicMention
-from kokyaku.feedback.schemas import InvitationsIn
+from kokyaku.feedback.schemas import InvitationsIn, SurveyUpdate
 from kokyaku.segments import service as segments
 from kokyaku.segments.schemas import SegmentIn
 from kokyaku.timeline.models import TimelineEntry
 from tests.conftest import TEST_ACTOR
 from tests.customers.factories import make_customer
-from tests.feedback.conftest import Inbox, run_mail_jobs
+from tests.feedback.conftest import Inbox, run_feedback_jobs, run_mail_jobs
 from tests.feedback.factories import CES_Q, CHOICE_Q, CSAT_Q, NPS_Q, TEXT_Q, answer, make_survey
 
 SURVEY = {
@@ -192,12 +192,29 @@ def test_personal_link_by_email_through_a_real_smtp_server(
     with db.session(write=False) as s:
         entry = s.scalar(select(TimelineEntry).where(TimelineEntry.customer_id == customer.id))
         assert entry is not None and entry.kind == "survey_answered" and entry.properties["score"] == 3
-        row = s.scalar(select(Answer).where(Answer.has_text.is_(True)))
-        assert row is not None and row.sentiment == "negative" and "delivery" in row.topics
-        assert s.scalar(select(func.count()).select_from(TopicMention)) == 1
         score = s.get(CustomerScore, customer.id)
         assert score is not None and score.nps_category == "detractor"
         assert s.scalar(select(Invitation.used_at).where(Invitation.customer_id == customer.id)) is not None
+        # the comment is stored as written; its analysis is a job queued with the response
+        row = s.scalar(select(Answer).where(Answer.has_text.is_(True)))
+        assert row is not None and row.text == "配送が遅くて残念でした。" and row.sentiment is None
+        assert s.scalar(select(func.count()).select_from(TopicMention)) == 0
+    assert "Not analysed yet" in staff.get(f"/surveys/{survey.id}/comments").text
+    assert run_feedback_jobs(db) == {"succeeded": 1}
+    with db.session(write=False) as s:
+        row = s.scalar(select(Answer).where(Answer.has_text.is_(True)))
+        assert row is not None and row.sentiment == "negative" and "delivery" in row.topics
+        assert s.scalar(select(func.count()).select_from(TopicMention)) == 1
+        topic_rows = s.scalars(
+            select(DailyStat.key).where(DailyStat.survey_id == survey.id, DailyStat.dim == stats.TOPIC)
+        ).all()
+        assert topic_rows == ["delivery:negative"]
+    comments = staff.get(f"/surveys/{survey.id}/comments?sentiment=negative").text
+    assert "配送が遅くて残念でした。" in comments and "Not analysed yet" not in comments
+    # the job is idempotent: running the analysis again changes nothing
+    with db.session() as s:
+        assert responses.analyse_response(s, row.response_id) == 0
+        assert s.scalar(select(func.count()).select_from(TopicMention)) == 1
     again = customer_browser.get(link)
     assert again.status_code == 409 and "すでにご回答いただいています" in again.text
 
@@ -361,9 +378,8 @@ def _hand_built(session: Session, settings: Settings) -> tuple[int, list[int]]:
     for i, score in enumerate(nps):
         at = march if i < 4 else april
         customer = people[i] if i < 2 else None
-        if customer is not None:  # answered through their personal link
-            inv = next(inv for inv, _url in made.created if inv.customer_id == customer.id)
-            session.execute(update(Invitation).where(Invitation.id == inv.id).values(used_at=at))
+        # the first two answered through their personal links
+        inv = next((inv for inv, _url in made.created if customer and inv.customer_id == customer.id), None)
         answer(
             session,
             settings,
@@ -372,6 +388,7 @@ def _hand_built(session: Session, settings: Settings) -> tuple[int, list[int]]:
             csat=csat[i],
             ces=ces[i],
             customer=customer,
+            invitation=inv,
             at=at,
             choices=[0, 1] if i == 0 else [1] if i < 3 else None,
             text="店員さんがとても親切でした" if i == 0 else ("配送が遅かった" if i == 7 else None),
@@ -575,3 +592,20 @@ def test_cli_prints_personal_links_and_recounts(tmp_path, session: Session, sett
     assert email.returncode == 1 and "KOKYAKU_SMTP_HOST" in email.stderr
     recount = run("surveys", "rebuild-stats", str(survey.id))
     assert recount.returncode == 0 and "daily rows recounted" in recount.stderr
+
+
+def test_public_form_shows_edited_wording_at_once(app, session: Session) -> None:  # type: ignore[no-untyped-def]
+    survey = make_survey(session, questions=[NPS_Q, TEXT_Q])
+    session.commit()
+    browser = TestClient(app)
+    assert "当店を友人にすすめますか" in browser.get(f"/s/{survey.public_slug}").text
+    reworded = [{**NPS_Q, "text_ja": "このお店を友人にすすめますか？"}, TEXT_Q]
+    surveys.update_survey(
+        session,
+        actor=TEST_ACTOR,
+        survey_id=survey.id,
+        data=SurveyUpdate.model_validate({"questions": reworded}),
+    )
+    session.commit()
+    page = browser.get(f"/s/{survey.public_slug}").text  # the questions are cached per survey version
+    assert "このお店を友人にすすめますか" in page and "当店を友人に" not in page

@@ -19,8 +19,18 @@ def settings() -> Settings:
 
 
 def database() -> Database:
+    """The configured database, refused with a one-line reason unless `kokyaku init` has set it up."""
+    from kokyaku.migrate import is_current
+
     s = settings()
-    return Database(s.database_url, busy_timeout_ms=s.sqlite_busy_timeout_ms)
+    db = Database(s.database_url, busy_timeout_ms=s.sqlite_busy_timeout_ms)
+    try:
+        current = is_current(db.engine)
+    except Exception as exc:  # an unreachable server, a wrong password: the driver's first line says which
+        fail(f"could not open the database: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+    if not current:
+        fail("the database is not set up, or is older than this version of Kokyaku: run `kokyaku init`")
+    return db
 
 
 def fail(reason: str) -> NoReturn:

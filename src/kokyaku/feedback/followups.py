@@ -45,6 +45,13 @@ class FollowupClosed(Conflict):
     message = "This follow-up has already been closed."
 
 
+_INSERT_FOLLOWUP = dialect.upsert(
+    Followup.__table__,  # type: ignore[arg-type]
+    ("customer_id", "source_type", "source_id", "owner_id", "status", "created_at", "due_on"),
+    returning="id",
+)
+
+
 def local_today(tz: str, now: datetime | None = None) -> date:
     return (now or utcnow()).astimezone(ZoneInfo(tz)).date()
 
@@ -87,11 +94,11 @@ def create_followup(
     source: str | None = None,
     base_url: str = "",
     now: datetime | None = None,
-) -> Followup | None:
-    """A task for the customer's owner, once per answer or review (None if it exists already); the owner is
-    emailed after commit when email is set up. Audited."""
+) -> int | None:
+    """A task for the customer's owner, once per answer or review: its id, or None if it exists already.
+    The owner is emailed after commit when email is set up. Audited."""
     owner = _owner(session, settings, customer)
-    values = {
+    values: dict[str, Any] = {
         "customer_id": customer.id,
         "source_type": source_type,
         "source_id": source_id,
@@ -101,20 +108,19 @@ def create_followup(
         "due_on": local_today(settings.timezone, now) + timedelta(days=settings.followup_due_days),
     }
     # unique per answer or review: a re-import, or two imports at once, make no second task
-    stmt = dialect.insert(session, Followup).values(**values).on_conflict_do_nothing().returning(Followup)
-    task = session.scalars(stmt).first()
-    if task is None:
+    task_id = session.scalar(_INSERT_FOLLOWUP, values)
+    if task_id is None:
         return None
     audit.record(
         session,
         actor=FEEDBACK_ACTOR,
         entity_type="followup",
-        entity_id=task.id,
+        entity_id=task_id,
         action="create",
         changes={
             "customer_id": [None, customer.id],
             "source": [None, f"{source_type}:{source_id}"],
-            "owner_id": [None, task.owner_id],
+            "owner_id": [None, values["owner_id"]],
         },
     )
     if owner is not None and is_configured(settings):
@@ -127,11 +133,11 @@ def create_followup(
             customer_name=customer.name,
             reason=reason_text(locale, source_type, score=score, rating=rating, source=source),
             quote=(quote or "")[:500],
-            due_on=task.due_on.isoformat(),
-            url=f"{(settings.public_url or base_url or 'http://localhost:8000').rstrip('/')}/followups/{task.id}",
+            due_on=values["due_on"].isoformat(),
+            url=f"{(settings.public_url or base_url or 'http://localhost:8000').rstrip('/')}/followups/{task_id}",
         )
         send_mail(session, message)
-    return task
+    return int(task_id)
 
 
 def get_followup(session: Session, followup_id: int) -> Followup:

@@ -194,7 +194,9 @@ class DailyStat(Base):
     dim "all" (key ""): every response; "channel" / "stage": by the customer's acquisition channel and
     lifecycle stage when they answered; "choice" (key "<question id>:<value>"): answers by option of the
     choice questions and by value of any scale question after the first of its kind (only `n`); "topic"
-    (key "<topic>:<sentiment>"): topics of the comments (only `n`)."""
+    (key "<topic>:<sentiment>"): topics of the comments (only `n`), added when a comment is analysed;
+    "invited" (key "": made, "used": answered since): personal links by the local day they were sent, so
+    that the response rate does not count a survey's links (only `n`)."""
 
     __tablename__ = "survey_daily_stats"
     # without rowid on SQLite: rows are stored in key order, so a survey's days are read in one sweep
@@ -270,7 +272,8 @@ class Review(Base):
     sentiment_score: Mapped[float | None] = mapped_column(Float)
     phrases: Mapped[list[str]] = mapped_column(JSON, default=list)
     topics: Mapped[list[str]] = mapped_column(JSON, default=list)
-    negative: Mapped[bool] = mapped_column(Boolean, default=False)  # rating <= 2 or negative text
+    # rating <= 2, or rating 3 with negative text (reviews.is_negative)
+    negative: Mapped[bool] = mapped_column(Boolean, default=False)
     alert: Mapped[bool] = mapped_column(Boolean, default=False)  # negative and not yet acknowledged
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     acknowledged_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

@@ -225,17 +225,20 @@ def survey_results(
         for row in session.execute(
             f.days(
                 select(DailyStat.dim, DailyStat.key, *sums)
-                .where(
-                    DailyStat.survey_id == survey_id,
-                    DailyStat.dim.in_([stats.CHANNEL, stats.STAGE, stats.CHOICE]),
-                )
+                .where(DailyStat.survey_id == survey_id, DailyStat.dim.in_([stats.CHANNEL, stats.STAGE]))
                 .group_by(DailyStat.dim, DailyStat.key)
             )
         ).mappings():
-            if row["dim"] == stats.CHOICE:
-                choice[row["key"]] += int(row["n"] or 0)
-            else:
-                groups[row["dim"]][row["key"]].add_row(row)
+            groups[row["dim"]][row["key"]].add_row(row)
+        if wanted:  # choice rows carry only `n`: summing the other counters would read them for nothing
+            for key, n in session.execute(
+                f.days(
+                    select(DailyStat.key, func.sum(DailyStat.n))
+                    .where(DailyStat.survey_id == survey_id, DailyStat.dim == stats.CHOICE)
+                    .group_by(DailyStat.key)
+                )
+            ):
+                choice[key] += int(n or 0)
     else:
         per_day: dict[date, Scores] = defaultdict(Scores)
         _from_responses(session, survey_id, f, per_day, groups, choice, wanted)
@@ -245,18 +248,7 @@ def survey_results(
     for scores in per_period.values():
         total.add(scores)
 
-    # response rate: personal links sent in the period, and how many were answered
-    inv = select(func.count(), func.count(Invitation.used_at)).where(Invitation.survey_id == survey_id)
-    if f.segment_where is not None:
-        inv = inv.where(Invitation.customer_id.in_(f.members()))
-    if f.since is not None or f.until is not None:
-        from kokyaku.feedback.periods import day_start
-
-        if f.since is not None:
-            inv = inv.where(Invitation.sent_at >= day_start(f.since, tz))
-        if f.until is not None:
-            inv = inv.where(Invitation.sent_at < day_start(f.until, tz))
-    invitations, used = (int(v or 0) for v in session.execute(inv).one())
+    invitations, used = _invitations(session, survey_id, f, tz)
 
     def ranked(dim: str) -> list[Group]:
         return sorted(
@@ -279,6 +271,28 @@ def survey_results(
         questions=counts,
         unit=unit,
     )
+
+
+def _invitations(session: Session, survey_id: int, f: Filters, tz: str) -> tuple[int, int]:
+    """Personal links sent in the period, and how many of them were answered: from the daily counters,
+    or, for a segment's members, from the links themselves."""
+    if f.segment_where is None:
+        stmt = f.days(
+            select(DailyStat.key, func.sum(DailyStat.n))
+            .where(DailyStat.survey_id == survey_id, DailyStat.dim == stats.INVITED)
+            .group_by(DailyStat.key)
+        )
+        found = {key: int(n or 0) for key, n in session.execute(stmt)}
+        return found.get(stats.SENT, 0), found.get(stats.USED, 0)
+    inv = select(func.count(), func.count(Invitation.used_at)).where(
+        Invitation.survey_id == survey_id, Invitation.customer_id.in_(f.members())
+    )
+    if f.since is not None:
+        inv = inv.where(Invitation.sent_at >= periods.day_start(f.since, tz))
+    if f.until is not None:
+        inv = inv.where(Invitation.sent_at < periods.day_start(f.until, tz))
+    sent, used = (int(v or 0) for v in session.execute(inv).one())
+    return sent, used
 
 
 def _from_responses(

@@ -33,9 +33,15 @@ class ReviewNotFound(NotFound):
     message = "Review {id} does not exist."
 
 
+NEGATIVE_MAX_RATING = 2  # 1 or 2 stars: negative whatever the words say
+MIXED_RATING = 3  # 3 stars: negative only when the words are
+
+
 def is_negative(rating: int, sentiment: str | None) -> bool:
-    """A review needs attention when it rates 1 or 2 stars, or its words are negative."""
-    return rating <= 2 or sentiment == "negative"
+    """A review needs attention (an alert, and a follow-up for a known customer) when it rates 1 or 2 stars,
+    or 3 stars with negative words. 4 and 5 stars never do: a mild complaint inside a good review ("great
+    food, a bit slow") is not an alarm, and the rating is the reviewer's own verdict."""
+    return rating <= NEGATIVE_MAX_RATING or (rating == MIXED_RATING and sentiment == "negative")
 
 
 def _aware(value: datetime, tz: str) -> datetime:

@@ -5,17 +5,17 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, case, delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from kokyaku.config import Settings
 from kokyaku.customers.models import Customer
+from kokyaku.feedback import dialect
 from kokyaku.feedback.models import TEXT, CustomerScore, Response, Survey
 from kokyaku.feedback.schemas import Summary
 from kokyaku.timeline import entries as timeline
 
 if TYPE_CHECKING:
-    from kokyaku.feedback.responses import Given
+    from kokyaku.feedback.responses import Given, Submitted
 
 PROMOTER, PASSIVE, DETRACTOR = "promoter", "passive", "detractor"
 NPS_CATEGORIES = (PROMOTER, PASSIVE, DETRACTOR)
@@ -36,7 +36,7 @@ def record_answered(
     *,
     customer: Customer,
     survey: Survey,
-    response: Response,
+    response: "Submitted",
     answers: "list[Given]",
     base_url: str,
 ) -> None:
@@ -73,6 +73,16 @@ def record_answered(
         )
 
 
+_SCORE_COLUMNS = ("customer_id", "nps_score", "nps_category", "nps_answered_at", "response_id")
+_UPSERT_SCORE = dialect.upsert(
+    CustomerScore.__table__,  # type: ignore[arg-type]
+    _SCORE_COLUMNS,
+    conflict=("customer_id",),
+    replace=_SCORE_COLUMNS[1:],
+    newer="nps_answered_at",
+)
+
+
 def upsert_score(session: Session, customer_id: int, score: int, at: datetime, response_id: int) -> None:
     """Make this the customer's latest NPS unless a later answer is stored already (one statement, so two
     answers at once cannot both insert)."""
@@ -83,15 +93,7 @@ def upsert_score(session: Session, customer_id: int, score: int, at: datetime, r
         "nps_answered_at": at,
         "response_id": response_id,
     }
-    dialect = session.get_bind().dialect.name
-    ins: Any = (postgresql if dialect == "postgresql" else sqlite).insert(CustomerScore).values(**values)
-    newer = ins.excluded.nps_answered_at >= CustomerScore.nps_answered_at
-    stmt = ins.on_conflict_do_update(
-        index_elements=[CustomerScore.customer_id],
-        set_={k: ins.excluded[k] for k in values if k != "customer_id"},
-        where=newer,
-    )
-    session.execute(stmt)
+    session.execute(_UPSERT_SCORE, values)
 
 
 def recompute_scores(session: Session, customer_ids: list[int]) -> None:

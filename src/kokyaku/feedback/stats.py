@@ -4,15 +4,14 @@ transaction, rebuilt from the responses on demand (a bulk load, a change of busi
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import date, datetime
-from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, func, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from kokyaku.customers.models import Customer
+from kokyaku.feedback import dialect
 from kokyaku.feedback.models import (
     MULTIPLE,
     SCALES,
@@ -20,15 +19,24 @@ from kokyaku.feedback.models import (
     STAT_COUNTERS,
     Answer,
     DailyStat,
+    Invitation,
     Question,
     Response,
     TopicMention,
 )
 
 ALL, CHANNEL, STAGE, CHOICE, TOPIC = "all", "channel", "stage", "choice", "topic"
+# personal links per local day they were sent: key SENT counts links made, key USED those answered since
+INVITED, SENT, USED = "invited", "", "used"
 NO_CUSTOMER = "~anonymous"  # the breakdown key of answers without a known customer
 UNKNOWN = "~unknown"  # a customer without an acquisition channel
 Increments = dict[tuple[str, str], dict[str, int]]  # (dim, key) -> counter -> +n
+_UPSERT = dialect.upsert(
+    DailyStat.__table__,  # type: ignore[arg-type]
+    ("survey_id", "dim", "key", "day", *STAT_COUNTERS),
+    conflict=("survey_id", "dim", "key", "day"),
+    add=STAT_COUNTERS,
+)
 
 
 def local_day(at: datetime, tz: str) -> date:
@@ -44,10 +52,13 @@ def score_counters(nps: int | None, csat: int | None, ces: int | None) -> dict[s
     return out
 
 
-def customer_keys(session: Session, customer: Customer | None) -> tuple[str, str]:
-    """The breakdown keys of a customer now: acquisition channel, and lifecycle stage (no row: a lead)."""
+def customer_keys(session: Session, customer: Customer | None, stage: str | None = None) -> tuple[str, str]:
+    """The breakdown keys of a customer now: acquisition channel, and lifecycle stage (no row: a lead);
+    pass the `stage` when it is known already, to save the query."""
     if customer is None:
         return NO_CUSTOMER, NO_CUSTOMER
+    if stage is not None:
+        return (customer.channel or UNKNOWN)[:40], stage
     stage = "lead"
     try:
         from kokyaku.segments.models import CustomerLifecycle
@@ -97,23 +108,15 @@ def response_increments(
     return inc
 
 
-@cache
-def _upsert(dialect_name: str) -> Any:
-    """INSERT ... ON CONFLICT DO UPDATE adding every counter (built once per dialect; compiled once)."""
-    table = DailyStat.__table__
-    stmt: Any = (postgresql if dialect_name == "postgresql" else sqlite).insert(table)
-    return stmt.on_conflict_do_update(
-        index_elements=[table.c.survey_id, table.c.dim, table.c.key, table.c.day],
-        set_={c: table.c[c] + stmt.excluded[c] for c in STAT_COUNTERS},
-    )
-
-
 def add(session: Session, survey_id: int, day: date, increments: Increments) -> None:
-    """Add to the day's counters, one upsert per row, in key order (so that two responses at once lock the
-    shared rows in the same order and cannot deadlock)."""
-    if not increments:
-        return
-    rows = [
+    """Add to the day's counters (see `add_rows`)."""
+    add_rows(session, survey_id, [(day, dim, key, counters) for (dim, key), counters in increments.items()])
+
+
+def add_rows(session: Session, survey_id: int, rows: Iterable[tuple[date, str, str, dict[str, int]]]) -> None:
+    """Add to the counters of (day, dim, key) rows: one upsert per row, in key order (so that two responses
+    at once lock the shared rows in the same order and cannot deadlock), in one executemany."""
+    params = [
         {
             "survey_id": survey_id,
             "dim": dim,
@@ -121,9 +124,10 @@ def add(session: Session, survey_id: int, day: date, increments: Increments) -> 
             "day": day,
             **{c: counters.get(c, 0) for c in STAT_COUNTERS},
         }
-        for (dim, key), counters in sorted(increments.items())
+        for day, dim, key, counters in sorted(rows, key=lambda r: (r[1], r[2], r[0]))
     ]
-    session.connection().execute(_upsert(session.get_bind().dialect.name), rows)
+    if params:
+        session.execute(_UPSERT, params)
 
 
 def rebuild(session: Session, survey_id: int, tz: str) -> int:
@@ -199,6 +203,16 @@ def rebuild(session: Session, survey_id: int, tz: str) -> int:
     ).all()
     for day, topic, sentiment, n in topics:
         count(TOPIC, f"{topic}:{sentiment}", day, {"n": 1}, n)
+    sent = session.execute(
+        select(Invitation.sent_at, func.count(), func.count(Invitation.used_at))
+        .where(Invitation.survey_id == survey_id)
+        .group_by(Invitation.sent_at)  # a batch of links shares its time
+    )
+    for at, made, used in sent:
+        day = local_day(at, tz)
+        count(INVITED, SENT, day, {"n": 1}, made)
+        if used:
+            count(INVITED, USED, day, {"n": 1}, used)
     rows = [
         {"survey_id": survey_id, "dim": dim, "key": key, "day": day, **values}
         for (dim, key, day), values in totals.items()

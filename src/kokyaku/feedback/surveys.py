@@ -18,6 +18,7 @@ from kokyaku.config import Settings
 from kokyaku.customers.models import Customer
 from kokyaku.db import utcnow
 from kokyaku.errors import Conflict, KokyakuError, NotFound, ValidationFailed
+from kokyaku.feedback import stats
 from kokyaku.feedback.models import DRAFT, OPEN, DailyStat, Invitation, Question, Response, Survey
 from kokyaku.feedback.schemas import MAX_INVITE, InvitationsIn, QuestionIn, SurveyIn, SurveyUpdate
 from kokyaku.kit.pagination import BadCursor, Page, decode_cursor, encode_cursor
@@ -403,6 +404,9 @@ def invite(
     invitations = list(
         session.scalars(insert(Invitation).returning(Invitation, sort_by_parameter_order=True), rows)
     )
+    # the response rate's denominator, counted where the results page reads it
+    day = stats.local_day(now, settings.timezone)
+    stats.add(session, survey_id, day, {(stats.INVITED, stats.SENT): {"n": len(invitations)}})
     by_id = {c.id: c for c in customers}
     messages: list[Message] = []
     sender = parseaddr(settings.smtp_sender)[0] or "Kokyaku"

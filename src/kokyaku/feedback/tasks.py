@@ -1,4 +1,5 @@
-"""Background work of the feedback domain: clearing the public link's expired throttle rows. Importing this
+"""Background work of the feedback domain: analysing the comments of each new survey response, and clearing
+the public link's expired throttle rows. Importing this
 module (every worker imports each domain's tasks) also registers the feedback segment fields, so that a worker
 can count segments that use them."""
 
@@ -11,10 +12,19 @@ import kokyaku.feedback.service  # noqa: F401  (segment fields and merge partici
 from kokyaku.config import get_settings
 from kokyaku.db import utcnow
 from kokyaku.feedback.models import SubmitHit
+from kokyaku.feedback.responses import ANALYSE, analyse_response
 from kokyaku.jobs.schedules import register_schedule
 from kokyaku.jobs.service import JobContext, handler
 
 PURGE = "feedback.purge_throttle"
+
+
+@handler(ANALYSE, label="Analyse survey comments")
+def analyse_comments(ctx: JobContext) -> dict[str, Any]:
+    """Sentiment, key phrases and topics of one response's comments (idempotent: only unanalysed ones)."""
+    with ctx.db.session() as session:
+        done = analyse_response(session, int(ctx.payload["response_id"]))
+    return {"analysed": done}
 
 
 @handler(PURGE, label="Clear expired survey throttle entries")

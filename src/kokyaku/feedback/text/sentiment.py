@@ -16,6 +16,9 @@ NEUTRAL_BAND = 0.15  # |score| below this is neutral
 NEGATION = -0.8  # a negated term keeps most of its strength with the sign flipped ("not good" < "bad")
 CONTRAST_BEFORE, CONTRAST_AFTER = 0.5, 1.5  # "A but B": B is what the customer means
 _SQUASH = 1.0  # score = total / sqrt(total^2 + _SQUASH): monotone, bounded in (-1, 1)
+QUESTION = 0.2  # a question asks rather than judges ("Is the new app good?"): its words count less
+_QUESTION_MARKS = {"?", "？"}
+_COMPLAINING_QUESTIONS = {"why", "なぜ", "何故", "どうして", "なんで"}  # "Why is it so slow?" still complains
 
 # Kinds of item the scorer works on. Barriers end the scope of negation and modifiers.
 TERM, NEG, WISH, MOD, EXCESS = "term", "neg", "wish", "mod", "excess"
@@ -66,6 +69,7 @@ _JA_INABILITY = {"出来る", "れる", "られる"}
 _JA_BENEFACTIVE = {"貰う", "もらう", "呉れる", "くれる", "頂く", "いただく", "下さる", "くださる"}
 # 〜とは言えない, 〜とは思えない: the negation belongs to the quoted evaluation.
 _JA_TRANSPARENT = {"言う", "思う", "感じる"}
+_JA_HARD_TO = {"づらい", "にくい"}
 
 _EN_ENDS = {".", "!", "?", ";"}
 _EN_BOUNDS = {",", ":", "(", ")", "and", "or", "because", "which", "who", "when", "if", "since", "then"}
@@ -110,6 +114,8 @@ def _ja_role(tokens: list[Token], i: int, lex: Lexicon) -> tuple[str, float, int
         return ONLY, 0.0, 1  # 〜しかない means "only", not a negation
     if t.base == "すぎる" or t.lemma == "過ぎる":
         return EXCESS, 1.5, 1
+    if p0 == "接尾辞" and t.base in _JA_HARD_TO:
+        return TERM, -0.5, 1  # 〜づらい / 〜にくい: hard to do (声をかけづらい, 組み立てにくい)
     mod = lex.modifiers.get(t.lemma) or lex.modifiers.get(t.base)
     if mod is not None:
         kind, value = mod
@@ -142,12 +148,14 @@ def _en_role(tokens: list[Token], i: int, lex: Lexicon) -> tuple[str, float, int
     w = t.surface
     if w in _EN_ENDS:
         return END, 0.0, 1
-    if w in _EN_CONTRAST:
-        return CONTRAST, 0.0, 1
+    if w in _EN_CONTRAST or (w == "still" and i and tokens[i - 1].surface == "and"):
+        return CONTRAST, 0.0, 1  # "… and still …" sets what follows against what came before
     if w in _EN_CONCESSIVE:
         return CONCESSIVE, 0.0, 1
     if w in _EN_BOUNDS:
         return BOUND, 0.0, 1
+    if w == "not" and i + 1 < len(tokens) and tokens[i + 1].surface == "only":
+        return WORD, 0.0, 2  # "not only A but also B" negates nothing
     mod = lex.modifiers.get(w) or lex.modifiers.get(t.lemma)
     if mod is not None:
         kind, value = mod
@@ -206,7 +214,8 @@ def _items(text: str, tokens: list[Token], lang: Lang, lex: Lexicon) -> list[_It
                 items.append(_Item(TERM, phrase_at[i], "", locked=True))
             i += 1
             continue
-        size, value = _match_term(tokens, i, lex, covered)
+        hard_to = lang == "ja" and tokens[i].pos[0] == "接尾辞" and tokens[i].base in _JA_HARD_TO
+        size, value = (0, 0.0) if hard_to else _match_term(tokens, i, lex, covered)  # not 辛い, "spicy"
         if size:
             items.append(_Item(TERM, value, tokens[i + size - 1].lemma))
             i += size
@@ -327,8 +336,16 @@ def _unmet_wish(items: list[_Item], i: int) -> None:
 
 
 def _negate_en(items: list[_Item]) -> None:
-    """An English negator flips every term up to the end of its clause, at most five words on."""
+    """An English negator flips every term up to the end of its clause, at most five words on; "wish"
+    flips the rest of its clause ("I wish the staff were friendlier" is a complaint)."""
     for i, it in enumerate(items):
+        if it.kind == WORD and it.lemma == "wish":
+            for j in range(i + 1, len(items)):
+                if items[j].kind in _BARRIERS:
+                    break
+                if items[j].kind == TERM and not items[j].locked:
+                    items[j].value *= NEGATION
+            continue
         if it.kind != NEG:
             continue
         scope = []
@@ -381,6 +398,9 @@ def _weighted_total(items: list[_Item]) -> float:
             else:  # "B even though A"
                 weights = [w if c < k else w * CONTRAST_BEFORE for c, w in enumerate(weights)]
         score = sum(w * it.value for w, it in zip(weights, sent, strict=True) if it.kind == TERM)
+        asked = sent and sent[-1].kind == END and sent[-1].lemma in _QUESTION_MARKS
+        if asked and not any(it.lemma in _COMPLAINING_QUESTIONS for it in sent):
+            score *= QUESTION
         if initial_contrast:  # "…。しかし、…" / "… . But …": the earlier sentence gives way
             previous *= CONTRAST_BEFORE
             score *= CONTRAST_AFTER
