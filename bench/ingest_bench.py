@@ -45,6 +45,7 @@ from kokyaku.db import Database  # noqa: E402
 from kokyaku.demo.generate import generate  # noqa: E402
 from kokyaku.kit.normalize import NormalizationError, normalize_phone  # noqa: E402
 from kokyaku.migrate import upgrade  # noqa: E402
+from kokyaku.timeline.ingest import WAL_AUTOCHECKPOINT  # noqa: E402
 from kokyaku.timeline.models import TimelineEntry, Touchpoint  # noqa: E402
 
 BENCH = Actor.system("bench")
@@ -76,6 +77,14 @@ def _fresh_pg(base: str, name: str, template: str | None = None) -> str:
         conn.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
     admin.dispose()
     return url.set(database=name).render_as_string(hide_password=False)
+
+
+def _pg_exists(base: str, name: str) -> bool:
+    admin = create_engine(make_url(base).set(database="postgres"))
+    with admin.connect() as conn:
+        found = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
+    admin.dispose()
+    return found is not None
 
 
 def _seed(url: str, customers: int) -> None:
@@ -265,6 +274,10 @@ def _reference(url: str, events: list[dict[str, Any]], ids: list[int], batch: in
     if not db.is_sqlite:
         tp_sql, tl_sql = tp_sql.replace("?", "%s"), tl_sql.replace("?", "%s")
     conn = db.engine.raw_connection()
+    if db.is_sqlite:
+        # the checkpoint interval ingestion sets on its connections (see timeline/ingest.py), so that both
+        # sides of the ratio write the log the same way
+        conn.cursor().execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT}")
     t0, cpu0 = time.perf_counter(), time.process_time()
     try:
         for off in range(0, len(events), batch):
@@ -302,6 +315,9 @@ def main() -> None:
     parser.add_argument("--identified", type=float, default=0.3, help="share of browsers whose owner logs in")
     parser.add_argument("--pg", help="PostgreSQL base URL: the bench creates its own databases beside it")
     parser.add_argument("--workdir", help="where the SQLite files go (default: a temporary folder)")
+    parser.add_argument(
+        "--reuse-seed", help="SQLite: copy this seeded file if it exists, else seed and save it"
+    )
     args = parser.parse_args()
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="ingest_bench_"))
@@ -309,15 +325,27 @@ def main() -> None:
     t0 = time.perf_counter()
     if args.pg:
         base_name = make_url(args.pg).database or "kokyaku"
-        url = _fresh_pg(args.pg, f"{base_name}_ingest_bench")
-        _seed(url, args.customers)
+        seed_db = args.reuse_seed  # PostgreSQL: the name of a database kept as the seeded template
+        if seed_db and _pg_exists(args.pg, seed_db):
+            url = _fresh_pg(args.pg, f"{base_name}_ingest_bench", template=seed_db)
+        else:
+            url = _fresh_pg(args.pg, f"{base_name}_ingest_bench")
+            _seed(url, args.customers)
+            if seed_db:
+                _fresh_pg(args.pg, seed_db, template=f"{base_name}_ingest_bench")
         ref_url = _fresh_pg(args.pg, f"{base_name}_ingest_ref", template=f"{base_name}_ingest_bench")
     else:
         path = workdir / "ingest.db"
         for p in workdir.glob("ingest*.db*"):
             p.unlink()
         url = f"sqlite:///{path}"
-        _seed(url, args.customers)
+        seed = Path(args.reuse_seed) if args.reuse_seed else None
+        if seed is not None and seed.exists():
+            shutil.copy(seed, path)  # a database seeded by an earlier run with the same --customers
+        else:
+            _seed(url, args.customers)
+            if seed is not None:
+                shutil.copy(path, seed)
         shutil.copy(path, workdir / "ingest_ref.db")
         ref_url = f"sqlite:///{workdir / 'ingest_ref.db'}"
     token = _token(url)
@@ -331,7 +359,9 @@ def main() -> None:
     print(f"setup: {args.customers:,} customers seeded, {len(events):,} events in {len(bodies):,} batches "
           f"({mb:.0f} MB JSON) in {time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
 
+    load_before = os.getloadavg()
     api = _api_run(url, token, bodies, args.concurrency)
+    load_api = os.getloadavg()
     api_rate = len(events) / api["seconds"]
     ref_seconds, ref_cpu = _reference(ref_url, events, ids, args.batch)
     ref_rate = len(events) / ref_seconds
@@ -366,7 +396,8 @@ def main() -> None:
         print(
             f"SQLite WAL after the run: {wal.stat().st_size / 1e6:.0f} MB" if wal.exists() else "no WAL left"
         )
-    print(f"load average during the run (1, 5, 15 min): {os.getloadavg()}")
+    print(f"load average (1, 5, 15 min): before the API run {load_before}, after it {load_api}, after the "
+          f"reference {os.getloadavg()}")  # fmt: skip
     print(json.dumps({"engine": engine, "events": len(events), "api_events_per_s": round(api_rate),
                       "reference_events_per_s": round(ref_rate), "ratio": round(api_rate / ref_rate, 3),
                       "api_events_per_cpu_s": round(api_cpu_rate),

@@ -15,6 +15,7 @@ FOR_DEVELOPERS = {
     "an order history cannot give features after its own end",
     "KOKYAKU_SECRET_KEY must be set to a random value in production",
     "every_seconds must be at least 1",
+    "merge_many needs each customer merged at most once and no survivor merged",
     "max_attempts must be at least 1",
     "months must be >= 0 and monthly_discount > -1",
     "naive datetime given; Kokyaku stores only timezone-aware datetimes",

@@ -235,18 +235,18 @@ def _insert_chunk(
     return ids
 
 
-def _reserve_ids(session: Session, n: int) -> list[int] | None:
-    """n fresh order ids, or None where there is no safe way to take a block of them."""
+def _reserve_ids(session: Session, n: int, table: Table = ORDERS) -> list[int] | None:
+    """n fresh ids of `table` (orders unless told), or None where there is no safe way to take a block."""
     dialect = session.get_bind().dialect.name
     if dialect == "sqlite":
         # SQLite gives a new row max(id) + 1 too, and our writing transaction holds the database's only write
         # lock (BEGIN IMMEDIATE) until commit, so no one else can take these ids meanwhile.
-        start = int(session.scalar(select(func.coalesce(func.max(Order.id), 0))) or 0) + 1
+        start = int(session.scalar(select(func.coalesce(func.max(table.c.id), 0))) or 0) + 1
         return list(range(start, start + n))
     if dialect == "postgresql":
         # nextval never hands the same value out twice, whatever runs beside us.
-        stmt = text("SELECT nextval(pg_get_serial_sequence('orders', 'id')) FROM generate_series(1, :n)")
-        return [int(i) for i in session.scalars(stmt, {"n": n})]
+        stmt = text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)")
+        return [int(i) for i in session.scalars(stmt, {"t": table.name, "n": n})]
     return None
 
 

@@ -42,9 +42,9 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import Table, bindparam, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from kokyaku.audit import service as audit
@@ -408,3 +408,172 @@ def merged_into(session: Session, survivor_id: int, limit: int = 50) -> list[tup
         .limit(limit)
     )
     return [(m, c) for m, c in session.execute(stmt).tuples()]
+
+
+# ---------------------------------------------------------------- many merges at once (event ingestion)
+
+MoveManyFn = Callable[[Session, list[tuple[int, int]]], list[dict[str, list[int]]]]
+_BATCH_MOVES: dict[str, MoveManyFn] = {}
+
+
+def register_merge_participant_batch(name: str, move_many: MoveManyFn) -> None:
+    """Optionally give a registered participant a set-based move for many (from_id, to_id) pairs at once.
+
+    `move_many(session, pairs)` returns one `{table: [row ids]}` per pair, in order, exactly what `move` would
+    have returned for each pair run one after another; undo still goes through the participant's `move_back`.
+    """
+    _BATCH_MOVES[name] = move_many
+
+
+def merge_many(
+    session: Session, *, actor: Actor, pairs: list[tuple[int, int]], automatic: bool = False
+) -> list[CustomerMerge | KokyakuError]:
+    """Merge many (survivor_id, merged_id) pairs with a few set-based statements.
+
+    The outcome is what `merge_customers` called pair by pair would leave: each pair gets its own
+    CustomerMerge record (so each is undone on its own, exactly), its audit rows and its timeline entry. A
+    pair that `merge_customers` would refuse (unknown or already merged customer, self, kind mismatch) is
+    skipped and its error is returned in its place. A customer may be merged at most once per call, and a
+    survivor may not be merged in the same call (ValueError: resolve chains first).
+    """
+    _register_all()
+    if not pairs:
+        return []
+    merged_ids = [m for _s, m in pairs]
+    if len(set(merged_ids)) != len(merged_ids) or {s for s, _m in pairs} & set(merged_ids):
+        raise ValueError("merge_many needs each customer merged at most once and no survivor merged")
+    found = _lock(session, *{i for pair in pairs for i in pair})
+    out: list[CustomerMerge | KokyakuError] = []
+    ok: list[tuple[Customer, Customer]] = []
+    for survivor_id, merged_id in pairs:
+        error: KokyakuError | None = None
+        if survivor_id == merged_id:
+            error = MergeSelf(field="merged_id")
+        for field, cid in (("survivor_id", survivor_id), ("merged_id", merged_id)):
+            if error is None and cid not in found:
+                error = service.CustomerNotFound(field=field, id=cid)
+            elif error is None and found[cid].merged_into_id is not None:
+                error = AlreadyMerged(field=field, id=cid, into=found[cid].merged_into_id)
+        if error is None and found[survivor_id].kind != found[merged_id].kind:
+            error = MergeKindMismatch(field="merged_id")
+        if error is not None:
+            out.append(error)
+            continue
+        ok.append((found[survivor_id], found[merged_id]))
+        out.append(None)  # type: ignore[arg-type]  # filled in below
+    if not ok:
+        return out
+
+    now = utcnow()
+    filled = [_fill(survivor, merged) for survivor, merged in ok]
+    identity_ids: dict[int, list[int]] = {merged.id: [] for _s, merged in ok}
+    stmt = select(Identity.id, Identity.customer_id).where(Identity.customer_id.in_(list(identity_ids)))
+    for iid, cid in session.execute(stmt.order_by(Identity.id)):
+        identity_ids[cid].append(iid)
+    moves = [{"b_from": m.id, "b_to": s.id} for s, m in ok if identity_ids[m.id]]
+    if moves:
+        table = cast(Table, Identity.__table__)
+        session.connection().execute(
+            update(table)
+            .where(table.c.customer_id == bindparam("b_from"))
+            .values(customer_id=bindparam("b_to")),
+            moves,
+        )
+    interests = _move_interests_many(session, [(m.id, s.id) for s, m in ok])
+    contact_ids: list[list[int]] = []
+    for survivor, merged in ok:
+        contacts: list[int] = []
+        if merged.kind == COMPANY:
+            contacts = list(
+                session.scalars(
+                    select(Customer.id).where(Customer.company_id == merged.id).order_by(Customer.id)
+                )
+            )
+            _set_company(session, contacts, merged.id, survivor.id)
+        contact_ids.append(contacts)
+        merged.merged_into_id = survivor.id
+    session.flush()
+    moved: list[dict[str, Any]] = [{} for _ in ok]
+    from_to = [(m.id, s.id) for s, m in ok]
+    for p in participants():
+        batch = _BATCH_MOVES.get(p.name)
+        results = batch(session, from_to) if batch else [p.move(session, f, t) for f, t in from_to]
+        for slot, result in zip(moved, results, strict=True):
+            slot[p.name] = _checked(p.name, result)
+    reindex = {s.id: s for (s, _m), f in zip(ok, filled, strict=True) if "name_kana" in f}
+    for survivor in reindex.values():
+        service._reindex(session, survivor)
+    for (survivor, _m), f in zip(ok, filled, strict=True):
+        if f:
+            survivor.updated_at = now
+    session.execute(
+        delete(DuplicateCandidate).where(
+            DuplicateCandidate.status == OPEN,
+            or_(
+                DuplicateCandidate.customer_a_id.in_(list(identity_ids)),
+                DuplicateCandidate.customer_b_id.in_(list(identity_ids)),
+            ),
+        )
+    )
+    records = [
+        CustomerMerge(
+            survivor_id=s.id, merged_id=m.id, automatic=automatic, reason=None, actor_id=actor.user_id,
+            actor_label=actor.label, merged_at=now, moved=mv, identity_ids=identity_ids[m.id],
+            interests=tags, contact_ids=contacts, filled=f,
+        )
+        for (s, m), mv, tags, contacts, f in zip(ok, moved, interests, contact_ids, filled, strict=True)
+    ]  # fmt: skip
+    session.add_all(records)
+    session.flush()
+    how = "automatic" if automatic else "manual"
+    for (survivor, merged), record, f in zip(ok, records, filled, strict=True):
+        audit.record(
+            session, actor=actor, entity_type=service.ENTITY[survivor.kind], entity_id=survivor.id,
+            action="merge",
+            changes={"merged_from": [None, merged.id], "merge_id": [None, record.id], "merge": [None, how],
+                     **f},
+        )  # fmt: skip
+        audit.record(
+            session, actor=actor, entity_type=service.ENTITY[merged.kind], entity_id=merged.id,
+            action="merged_into",
+            changes={"merged_into_id": [None, survivor.id], "merge_id": [None, record.id],
+                     "merge": [None, how]},
+        )  # fmt: skip
+    timeline_entries.bulk_add(
+        session,
+        [
+            {"customer_id": s.id, "at": now, "kind": "customers_merged", "channel": None, "summary": "",
+             "ref_type": "customer", "ref_id": m.id, "properties": {"merged_id": m.id, "actor": actor.label}}
+            for s, m in ok
+        ],
+    )  # fmt: skip
+    done = iter(records)
+    return [item if item is not None else next(done) for item in out]
+
+
+def _move_interests_many(session: Session, pairs: list[tuple[int, int]]) -> list[dict[str, list[str]]]:
+    """_move_interests for many (from_id, to_id) pairs, as if run one pair after another."""
+    ids = {i for pair in pairs for i in pair}
+    tags: dict[int, set[str]] = {i: set() for i in ids}
+    for cid, tag in session.execute(
+        select(Interest.customer_id, Interest.tag).where(Interest.customer_id.in_(ids))
+    ):
+        tags[cid].add(tag)
+    out = []
+    for from_id, to_id in pairs:
+        theirs, ours = tags[from_id], tags[to_id]
+        moved, dropped = sorted(theirs - ours), sorted(theirs & ours)
+        if moved:
+            session.execute(
+                update(Interest)
+                .where(Interest.customer_id == from_id, Interest.tag.in_(moved))
+                .values(customer_id=to_id)
+            )
+        if dropped:
+            session.execute(
+                delete(Interest).where(Interest.customer_id == from_id, Interest.tag.in_(dropped))
+            )
+        ours |= theirs
+        tags[from_id] = set()
+        out.append({"moved": moved, "dropped": dropped})
+    return out

@@ -166,5 +166,5 @@ def ingest_events(
     placeholder = gettext(request.app.state.settings.default_locale, "Anonymous visitor")
     # The write transaction starts only now: validation above holds no lock.
     with request.app.state.db.session() as db:
-        result = ingest.store(db, actor=actor(user), checked=checked, placeholder_name=placeholder)
-    return Response(content=result.model_dump_json(), media_type="application/json")
+        outcome = ingest.store(db, actor=actor(user), checked=checked, placeholder_name=placeholder)
+    return Response(content=outcome.json(), media_type="application/json")

@@ -5,10 +5,11 @@ template needs to show the entry in the reader's language goes into `properties`
 text written by a person or an event source, shown as it is.
 """
 
-from datetime import datetime
+import json
+from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from kokyaku.timeline.models import TimelineEntry
@@ -154,24 +155,66 @@ def customers_merged(
     )
 
 
+TIMELINE_COLUMNS = ("customer_id", "at", "kind", "channel", "summary", "ref_type", "ref_id", "properties")
+
+
 def bulk_add(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Insert many entries in one batched core insert (imports, ingestion, demo data)."""
+    """Insert many entries in one batched write (imports, ingestion, demo data)."""
     if not rows:
         return
+    when, as_json = _fast_formats(session)
     clean = []
     for row in rows:
-        if row["at"].tzinfo is None:
+        at = row["at"]
+        if at.tzinfo is None:
             raise ValueError("timeline entries need a timezone-aware time")
         clean.append(
-            {
-                "customer_id": row["customer_id"],
-                "at": row["at"],
-                "kind": row["kind"],
-                "channel": row.get("channel"),
-                "summary": (row.get("summary") or "")[:_SUMMARY_MAX],
-                "ref_type": row.get("ref_type"),
-                "ref_id": row.get("ref_id"),
-                "properties": row.get("properties") or {},
-            }
+            (
+                row["customer_id"],
+                when(at.astimezone(UTC)),
+                row["kind"],
+                row.get("channel"),
+                (row.get("summary") or "")[:_SUMMARY_MAX],
+                row.get("ref_type"),
+                row.get("ref_id"),
+                as_json(row.get("properties") or {}),
+            )
         )
-    session.execute(insert(cast(Table, TimelineEntry.__table__)), clean)
+    _fast_write(session, clean)
+
+
+def touchpoints_recorded(session: Session, rows: list[tuple[int, datetime, str, str, int, str]]) -> None:
+    """Many touchpoints were recorded (event ingestion): one entry each, in one batched write.
+
+    Each row is (customer_id, at, channel, summary, touchpoint_id, touchpoint type), `at` aware.
+    """
+    if not rows:
+        return
+    when, _as_json = _fast_formats(session)
+    props: dict[str, str] = {}  # a handful of types per batch: their JSON is made once
+    clean = []
+    for customer_id, at, channel, summary, touchpoint_id, type_ in rows:
+        if at.tzinfo is None:
+            raise ValueError("timeline entries need a timezone-aware time")
+        shown = props.get(type_)
+        if shown is None:
+            shown = props[type_] = json.dumps({"type": type_})
+        clean.append(
+            (customer_id, when(at.astimezone(UTC)), "touchpoint", channel, (summary or "")[:_SUMMARY_MAX],
+             "touchpoint", touchpoint_id, shown)
+        )  # fmt: skip
+    _fast_write(session, clean)
+
+
+def _fast_formats(session: Session) -> Any:
+    # commerce.bulk imports this module, so its writer is imported when first used
+    from kokyaku.commerce.bulk import _formats
+
+    return _formats(session)
+
+
+def _fast_write(session: Session, rows: list[tuple[Any, ...]]) -> None:
+    """executemany of plain tuples on SQLite, COPY on PostgreSQL (commerce.bulk's writer)."""
+    from kokyaku.commerce.bulk import _write
+
+    _write(session, cast(Table, TimelineEntry.__table__), TIMELINE_COLUMNS, rows)

@@ -9,28 +9,36 @@ event id against `touchpoints.source_event_id`, and resolved with a handful of s
    (a visitor known by an anonymous id alone) is the same person as another customer, the two are
    stitched: prospects made in this batch are simply folded, existing ones are merged through
    `kokyaku.customers.merge` (automatic, undoable);
-4. prospects, identities, touchpoints and timeline entries are written with batched inserts.
+4. prospects, identities, touchpoints and timeline entries are written with batched inserts; touchpoints
+   get reserved ids and go with timeline entries through the database's fast path (executemany of plain
+   tuples on SQLite, COPY on PostgreSQL), and all stitching merges of a batch go through one
+   `merge_many` (still one undoable merge record per visitor).
+
+The whole batch goes through one list validation; an event it refuses is validated again on its own, so that
+each bad event gets its errors exactly as a lone validation reports them.
 
 Two customers who each own a real key (email, phone, external id) are never merged here: that is a
 decision for a person on the duplicates page. The event goes to the owner of its strongest key.
 """
 
+import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
-from pydantic import ValidationError
-from sqlalchemy import Table, insert, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from psycopg import IntegrityError as PgIntegrityError
+from pydantic import TypeAdapter, ValidationError, ValidatorFunctionWrapHandler, WrapValidator
+from sqlalchemy import Connection, Table, bindparam, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kokyaku.audit.service import Actor
+from kokyaku.commerce.bulk import _formats, _reserve_ids, _write
 from kokyaku.customers import bulk as customers_bulk
-from kokyaku.customers.merge import merge_customers
-from kokyaku.customers.models import Identity
+from kokyaku.customers.merge import merge_many
 from kokyaku.db import utcnow
 from kokyaku.errors import Conflict, KokyakuError
-from kokyaku.timeline import entries
+from kokyaku.timeline import entries, prospects
 from kokyaku.timeline.models import TOUCHPOINT_CHANNELS, Touchpoint
 from kokyaku.timeline.schemas import (
     MAX_BATCH,
@@ -128,32 +136,30 @@ def _lock_ingestion(session: Session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _PG_LOCK_ID})
 
 
-def insert_ignoring_conflicts(
-    session: Session, table: Table, rows: list[dict[str, Any]], *, unique: list[str], returning: list[str]
-) -> list[Any]:
-    """INSERT that skips rows whose unique columns already exist; returns the inserted rows' `returning`.
-
-    SQLite and PostgreSQL say ON CONFLICT DO NOTHING; other databases take the portable path: select the
-    existing keys first, then insert the rest.
-    """
-    if not rows:
+def _select_in(conn: Connection, sql: str, values: Sequence[Any], *params: Any) -> list[Any]:
+    """Rows of `sql` (which ends in a column) with that column in `values`: `IN (?, ...)` on SQLite, one
+    array parameter on PostgreSQL, an expanding IN elsewhere. `params` fill `:p0`, `:p1` in `sql`."""
+    if not values:
         return []
-    cols = [table.c[name] for name in returning]
-    dialect = session.get_bind().dialect.name
+    dialect = conn.dialect.name
     if dialect in ("sqlite", "postgresql"):
-        make = sqlite.insert if dialect == "sqlite" else postgresql.insert
-        stmt = make(table).on_conflict_do_nothing(index_elements=unique).returning(*cols)
-        return list(session.execute(stmt, rows))
-    existing = {
-        tuple(r)
-        for r in session.execute(
-            select(*[table.c[u] for u in unique]).where(table.c[unique[0]].in_([r[unique[0]] for r in rows]))
-        )
-    }
-    fresh = [r for r in rows if tuple(r[u] for u in unique) not in existing]
-    if not fresh:
-        return []
-    return list(session.execute(insert(table).returning(*cols), fresh))
+        mark = "?" if dialect == "sqlite" else "%s"
+        for i in range(len(params)):
+            sql = sql.replace(f":p{i}", mark)
+        if dialect == "sqlite":
+            sql, args = f"{sql} IN ({','.join('?' * len(values))})", (*params, *values)
+        else:
+            sql, args = f"{sql} = ANY(%s)", (*params, list(values))
+        # the driver's own cursor, in the session's transaction: thousands of plain values need no result
+        # processing, and SQLAlchemy's costs about a microsecond a row
+        cursor = conn.connection.cursor()
+        try:
+            cursor.execute(sql, args)
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
+    stmt = text(f"{sql} IN :values").bindparams(bindparam("values", expanding=True))
+    return list(conn.execute(stmt, {**{f"p{i}": p for i, p in enumerate(params)}, "values": list(values)}))
 
 
 # ---------------------------------------------------------------- resolution
@@ -218,30 +224,22 @@ class _Resolver:
         return survivor
 
 
-def _lookup(session: Session, keys: set[Key]) -> dict[Key, int]:
-    """Owners of the batch's keys: one indexed IN query per key kind."""
+def _lookup(conn: Connection, keys: Iterable[Key]) -> dict[Key, int]:
+    """Owners of the batch's keys: one indexed query per key kind (kind, value, customer_id index)."""
     owner: dict[Key, int] = {}
     by_kind: dict[str, list[str]] = {}
     for kind, value in keys:
         by_kind.setdefault(kind, []).append(value)
     for kind, values in by_kind.items():
-        stmt = select(Identity.value, Identity.customer_id).where(
-            Identity.kind == kind, Identity.value.in_(values)
-        )
-        for value, cid in session.execute(stmt):
+        sql = "SELECT value, customer_id FROM customer_identities WHERE kind = :p0 AND value"
+        for value, cid in _select_in(conn, sql, values, kind):
             owner[(kind, value)] = cid
     return owner
 
 
-def _with_real_keys(session: Session, ids: set[int]) -> set[int]:
-    if not ids:
-        return set()
-    stmt = (
-        select(Identity.customer_id)
-        .where(Identity.customer_id.in_(list(ids)), Identity.kind != "anonymous")
-        .distinct()
-    )
-    return set(session.scalars(stmt))
+def _with_real_keys(conn: Connection, ids: set[int]) -> set[int]:
+    sql = "SELECT DISTINCT customer_id FROM customer_identities WHERE kind != 'anonymous' AND customer_id"
+    return {cid for (cid,) in _select_in(conn, sql, sorted(ids))}
 
 
 def _prospect_name(keys: list[Key], placeholder: str) -> str:
@@ -256,95 +254,153 @@ def _identity_rows(keys: list[Key], source: dict[Key, str | None]) -> list[custo
 # ---------------------------------------------------------------- the batch
 
 
+def _or_none(value: Any, handler: ValidatorFunctionWrapHandler) -> EventIn | None:
+    try:
+        return cast(EventIn, handler(value))
+    except ValidationError:
+        return None
+
+
+# One pass over the batch; a bad event becomes None instead of failing the list.
+_EVENTS = TypeAdapter(list[Annotated[EventIn, WrapValidator(_or_none)]])
+_SUMMARY_MAX = 500
+TOUCHPOINT_COLUMNS = (
+    "id", "customer_id", "channel", "type", "at", "summary", "properties", "source_event_id", "created_at",
+)  # fmt: skip
+
+
 @dataclass
 class Checked:
-    """A batch after validation: a result slot per event, and the valid events with their index."""
+    """A batch after validation: its size, the errors of each invalid event, the valid events by index."""
 
-    results: list[EventResult]
+    size: int
+    errors: dict[int, list[EventError]]
     valid: list[tuple[int, EventIn]]
 
 
 def validate(events: list[Any]) -> Checked:
-    """Check every event on its own; needs no database, so it runs before the write transaction begins."""
+    """Check every event on its own; needs no database, so it runs before the write transaction begins.
+
+    One list validation covers the batch; an event it refuses is validated again on its own, which names
+    its errors exactly as before.
+    """
     if len(events) > MAX_BATCH:
         raise BatchTooLarge(field="events", limit=MAX_BATCH, count=len(events))
-    results = [EventResult(index=i, status="invalid") for i in range(len(events))]
+    errors: dict[int, list[EventError]] = {}
     valid: list[tuple[int, EventIn]] = []
-    for i, raw in enumerate(events):
-        checked = _validate(raw)
+    for i, event in enumerate(_EVENTS.validate_python(events)):
+        if event is not None:
+            valid.append((i, event))
+            continue
+        checked = _validate(events[i])  # a bad event (rare): its errors as a lone validation gives them
         if isinstance(checked, EventIn):
             valid.append((i, checked))
         else:
-            results[i].errors = checked
-    return Checked(results, valid)
+            errors[i] = checked
+    latest = utcnow() + FUTURE_SLACK
+    future = [i for i, e in valid if e.at > latest]
+    if future:
+        for i in future:
+            errors[i] = [EventError(field="at", message="The time lies in the future.")]
+        valid = [(i, e) for i, e in valid if i not in errors]
+    return Checked(len(events), errors, valid)
+
+
+@dataclass
+class Outcome:
+    """What happened to each event of a batch (by index), and the counts."""
+
+    status: list[str]
+    customer_id: list[int | None]
+    errors: dict[int, list[EventError]]
+    counts: IngestCounts
+
+    def result(self) -> IngestResult:
+        return IngestResult(
+            results=[
+                EventResult(index=i, status=st, customer_id=cid, errors=self.errors.get(i, []))  # type: ignore[arg-type]
+                for i, (st, cid) in enumerate(zip(self.status, self.customer_id, strict=True))
+            ],
+            counts=self.counts,
+        )
+
+    def json(self) -> bytes:
+        """The response body, the same JSON as `result().model_dump_json()` without building 1,000 models."""
+        parts = []
+        for i, (st, cid) in enumerate(zip(self.status, self.customer_id, strict=True)):
+            errs = self.errors.get(i)
+            if errs:
+                shown = json.dumps([e.model_dump() for e in errs], ensure_ascii=False, separators=(",", ":"))
+            else:
+                shown = "[]"
+            parts.append(f'{{"index":{i},"status":"{st}","customer_id":{"null" if cid is None else cid},'
+                         f'"errors":{shown}}}')  # fmt: skip
+        return f'{{"results":[{",".join(parts)}],"counts":{self.counts.model_dump_json()}}}'.encode()
 
 
 def ingest(session: Session, *, actor: Actor, events: list[Any], placeholder_name: str) -> IngestResult:
     """Validate, de-duplicate, resolve and store one batch; returns one result per event, in order."""
-    return store(session, actor=actor, checked=validate(events), placeholder_name=placeholder_name)
+    return store(session, actor=actor, checked=validate(events), placeholder_name=placeholder_name).result()
 
 
-def store(session: Session, *, actor: Actor, checked: Checked, placeholder_name: str) -> IngestResult:
+def store(session: Session, *, actor: Actor, checked: Checked, placeholder_name: str) -> Outcome:
     """De-duplicate, resolve and store the valid events of a checked batch in the caller's transaction."""
     _lock_ingestion(session)
-    results, valid = checked.results, checked.valid
+    conn = session.connection()
+    out = Outcome(["invalid"] * checked.size, [None] * checked.size, checked.errors, IngestCounts())
 
-    # Idempotency: event ids seen before, or earlier in this batch, store nothing new.
-    seen: dict[str, int] = {}
-    ids = list({e.event_id for _i, e in valid})
-    if ids:
-        stmt = select(Touchpoint.source_event_id, Touchpoint.customer_id).where(
-            Touchpoint.source_event_id.in_(ids)
-        )
-        seen = {eid: cid for eid, cid in session.execute(stmt)}
+    # Idempotency: event ids seen before, or earlier in this batch, store nothing new (one query on the
+    # unique index of touchpoints.source_event_id).
+    ids = list({e.event_id for _i, e in checked.valid})
+    sql = "SELECT source_event_id, customer_id FROM touchpoints WHERE source_event_id"
+    seen: dict[str, int] = dict(_select_in(conn, sql, ids))
     fresh: list[tuple[int, EventIn]] = []
     first_of: dict[str, int] = {}
     repeats: list[tuple[int, int]] = []  # (index, index of the first event with that id)
-    for i, event in valid:
+    for i, event in checked.valid:
         if event.event_id in seen:
-            results[i].status = "duplicate"
-            results[i].customer_id = seen[event.event_id]
+            out.status[i] = "duplicate"
+            out.customer_id[i] = seen[event.event_id]
         elif event.event_id in first_of:
-            results[i].status = "duplicate"
+            out.status[i] = "duplicate"
             repeats.append((i, first_of[event.event_id]))
         else:
             first_of[event.event_id] = i
             fresh.append((i, event))
-
     try:
-        counts = _store(session, actor, fresh, results, placeholder_name)
-    except IntegrityError as exc:
+        _store(session, conn, actor, fresh, out, placeholder_name)
+    except (IntegrityError, PgIntegrityError) as exc:
         # Only a concurrent writer outside ingestion can get here; the transaction rolls back whole.
         raise IngestConflict() from exc
     for i, first in repeats:
-        results[i].customer_id = results[first].customer_id
-    counts.duplicate = sum(r.status == "duplicate" for r in results)
-    counts.invalid = sum(r.status == "invalid" for r in results)
-    return IngestResult(results=results, counts=counts)
+        out.customer_id[i] = out.customer_id[first]
+    out.counts.duplicate = out.status.count("duplicate")
+    out.counts.invalid = len(checked.errors)
+    return out
 
 
 def _store(
     session: Session,
+    conn: Connection,
     actor: Actor,
     fresh: list[tuple[int, EventIn]],
-    results: list[EventResult],
+    out: Outcome,
     placeholder: str,
-) -> IngestCounts:
-    counts = IngestCounts()
+) -> None:
     if not fresh:
-        return counts
+        return
+    counts = out.counts
     event_keys = {i: _keys(e) for i, e in fresh}
     source: dict[Key, str | None] = {}
     for _i, e in fresh:
         if e.external_id:
             source.setdefault(("external", e.external_id), e.source or "events")
-    all_keys = {k for ks in event_keys.values() for k in ks}
-    owner = _lookup(session, all_keys)
+    owner = _lookup(conn, {k for ks in event_keys.values() for k in ks})
     # Owners found through an email, phone or external id have a real key; owners found only through an
     # anonymous id are checked in one query.
     real_owners = {cid for (kind, _v), cid in owner.items() if kind != "anonymous"}
     anonymous_owners = {cid for (kind, _v), cid in owner.items() if kind == "anonymous"} - real_owners
-    r = _Resolver(owner=owner, has_real_key=real_owners | _with_real_keys(session, anonymous_owners))
+    r = _Resolver(owner=owner, has_real_key=real_owners | _with_real_keys(conn, anonymous_owners))
     handle_of = {i: r.resolve(event_keys[i]) for i, _e in fresh}
 
     # Prospects: the pending handles still standing after folding.
@@ -352,7 +408,7 @@ def _store(
     channel_of: dict[int, str | None] = {}
     for i, e in fresh:
         channel_of.setdefault(r.find(handle_of[i]), _channel(e))
-    new_ids = customers_bulk.create_prospects(
+    new_ids = prospects.create_prospects(
         session,
         actor=actor,
         prospects=[
@@ -371,75 +427,37 @@ def _store(
         root = r.find(h)
         return real.get(root, root)
 
-    for merged, survivor in r.merges:
-        counts.customers_merged += _stitch(session, actor, survivor=customer_of(survivor), merged=merged)
+    # Stitching: every anonymous visitor this batch tied to another customer, in one batched merge; a merge
+    # the customers domain refuses (a record merged meanwhile, a company) is skipped, the visitor stays.
+    merged = merge_many(
+        session, actor=actor, pairs=[(customer_of(s), m) for m, s in r.merges], automatic=True
+    )
+    counts.customers_merged = sum(not isinstance(m, KokyakuError) for m in merged)
     attach = {
         h: _identity_rows(keys, source) for h, keys in r.added.items() if h > 0 and r.find(h) == h and keys
     }
     customers_bulk.attach_identities(session, actor=actor, keys=attach, placeholder_name=placeholder)
 
-    now = utcnow()
+    when, as_json = _formats(session)
+    created = when(utcnow())
+    touchpoint_ids = _reserve_ids(session, len(fresh), cast(Table, Touchpoint.__table__))
+    assert touchpoint_ids is not None, "ingestion runs on SQLite or PostgreSQL"
     rows = []
-    for i, e in fresh:
-        cid = customer_of(handle_of[i])
-        results[i].customer_id = cid
-        rows.append(
-            {
-                "customer_id": cid,
-                "channel": _channel(e),
-                "type": e.type,
-                "at": e.at,
-                "summary": e.summary or "",
-                "properties": e.properties,
-                "source_event_id": e.event_id,
-                "created_at": now,
-            }
-        )
-    inserted = insert_ignoring_conflicts(
-        session,
-        cast(Table, Touchpoint.__table__),
-        rows,
-        unique=["source_event_id"],
-        returning=["id", "source_event_id"],
-    )
-    tp_id = {eid: tid for tid, eid in inserted}
     timeline = []
-    for (i, e), row in zip(fresh, rows, strict=True):
-        if e.event_id not in tp_id:
-            # Stored by a concurrent batch between our check and our insert (not possible while the lock
-            # holds, kept for safety): report it as what it is.
-            results[i].status = "duplicate"
-            continue
-        results[i].status = "created"
-        timeline.append(
-            {
-                "customer_id": row["customer_id"],
-                "at": e.at,
-                "kind": "touchpoint",
-                "channel": row["channel"],
-                "summary": row["summary"],
-                "ref_type": "touchpoint",
-                "ref_id": tp_id[e.event_id],
-                "properties": {"type": e.type},
-            }
+    for (i, e), tid in zip(fresh, touchpoint_ids, strict=True):
+        cid = customer_of(handle_of[i])
+        out.status[i] = "created"
+        out.customer_id[i] = cid
+        channel = e.channel or ("web" if e.anonymous_id else "other")
+        # the summary is at most 500 characters before width folding, which can lengthen it
+        summary = (e.summary or "")[:_SUMMARY_MAX]
+        rows.append(
+            (tid, cid, channel, e.type, when(e.at), summary, as_json(e.properties), e.event_id, created)
         )
-    entries.bulk_add(session, timeline)
-    counts.created = len(timeline)
-    return counts
-
-
-def _stitch(session: Session, actor: Actor, *, survivor: int, merged: int) -> int:
-    """Merge an anonymous-only visitor into the customer an event tied it to; 1 if merged.
-
-    A merge the customers domain refuses (a company's address used by a visitor, a record merged meanwhile)
-    is skipped inside a savepoint: the batch is stored, the event goes to the survivor, the visitor stays.
-    """
-    try:
-        with session.begin_nested():
-            merge_customers(session, actor=actor, survivor_id=survivor, merged_id=merged, automatic=True)
-    except KokyakuError:
-        return 0
-    return 1
+        timeline.append((cid, e.at, channel, summary, tid, e.type))
+    _write(session, cast(Table, Touchpoint.__table__), TOUCHPOINT_COLUMNS, rows)
+    entries.touchpoints_recorded(session, timeline)
+    counts.created = len(rows)
 
 
 def _channel(event: EventIn) -> str:
