@@ -7,7 +7,8 @@ table, without validation, matching, search grams or audit rows (the floor for "
 The generated file has Japanese names with kana, emails, mobile and landline phones, postal codes,
 prefectures weighted by population, birthdays, genders and interests (UTF-8, as Excel's "CSV UTF-8" writes).
 Variants, each on a fresh database built by the migrations:
-  all-or-nothing   the CLI default: pass 1 checks every row, pass 2 writes (batches of 5,000)
+  all-or-nothing   the CLI default: pass 1 checks every row, pass 2 writes (batches of 20,000 rows,
+                   the importer's default; the CLI passes --batch-size, 5,000 unless set)
   skip-invalid     one pass that checks and writes
   no per-row audit skip-invalid without the audit row per created customer (to price the audit rows)
   re-import        the same file again onto the all-or-nothing database: every row unchanged
@@ -33,7 +34,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from kokyaku.audit.service import Actor  # noqa: E402
 from kokyaku.db import Database  # noqa: E402
-from kokyaku.imports.service import Options, run_import  # noqa: E402
+from kokyaku.imports.kinds.customers import CustomerImporter  # noqa: E402
+from kokyaku.imports.service import BULK_CACHE_KB, Options, run_import  # noqa: E402
 from kokyaku.kit.prefectures import PREFECTURE_NAMES  # noqa: E402
 from kokyaku.migrate import upgrade  # noqa: E402
 
@@ -193,10 +195,12 @@ def reference(path: Path, url: str, batch: int = 5000) -> float:
     return time.perf_counter() - started
 
 
-def reference_same_rows(path: Path, url: str, batch: int = 5000) -> float:
+def reference_same_rows(path: Path, url: str, batch: int = CustomerImporter.batch_rows) -> float:
     """The rows our import writes per customer (customers, identities, interests, search grams, audit), made
-    from the CSV with no validation, no matching and only trivial clean-up, written with the driver's
-    executemany (SQLite) or COPY (PostgreSQL) into the migrated schema: the floor for the same writes."""
+    from the CSV with no validation, no matching and only trivial clean-up, written into the migrated schema
+    the way the import writes them (same batch size; on SQLite the same page cache, no foreign-key checks,
+    rows in index order, multi-row INSERTs through the driver's executemany; COPY on PostgreSQL): the floor
+    for the same database work."""
     import json
     from datetime import UTC, datetime
 
@@ -217,6 +221,7 @@ def reference_same_rows(path: Path, url: str, batch: int = 5000) -> float:
         conn = sqlite3.connect(u.database, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")  # type: ignore[attr-defined]
         conn.execute("PRAGMA synchronous=NORMAL")  # type: ignore[attr-defined]
+        conn.execute(f"PRAGMA cache_size=-{BULK_CACHE_KB}")  # type: ignore[attr-defined]
         next_id = 1
     tables = {
         "customers": ["id", "kind", "name", "name_kana", "email", "phone", "birthday", "gender",
@@ -236,11 +241,20 @@ def reference_same_rows(path: Path, url: str, batch: int = 5000) -> float:
                             copy.write_row(row)
             conn.commit()  # type: ignore[attr-defined]
             return
+        rows["customer_search_grams"].sort()
+        rows["customer_identities"].sort(key=lambda r: (r[1], r[2]))
         conn.execute("BEGIN")  # type: ignore[attr-defined]
         for table, data in rows.items():
-            marks = ", ".join("?" for _ in tables[table])
-            sql = f"INSERT INTO {table} ({', '.join(tables[table])}) VALUES ({marks})"
-            conn.executemany(sql, data)  # type: ignore[attr-defined]
+            width = len(tables[table])
+            one = "(" + ", ".join("?" * width) + ")"
+            head = f"INSERT INTO {table} ({', '.join(tables[table])}) VALUES "
+            per = max(1, min(200, 999 // width))
+            full = len(data) - len(data) % per
+            flat = [v for row in data[:full] for v in row]
+            step = per * width
+            chunks = [flat[i : i + step] for i in range(0, len(flat), step)]
+            conn.executemany(head + ", ".join([one] * per), chunks)  # type: ignore[attr-defined]
+            conn.executemany(head + one, data[full:])  # type: ignore[attr-defined]
         conn.execute("COMMIT")  # type: ignore[attr-defined]
 
     with path.open(encoding="utf-8", newline="") as fh:

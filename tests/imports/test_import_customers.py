@@ -4,7 +4,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 
 from kokyaku.audit.models import AuditEntry
 from kokyaku.customers import service as customers
@@ -280,3 +281,22 @@ def test_a_killed_skip_invalid_import_rerun_from_scratch(db: Database, tmp_path:
     assert counts(db)["customers"] == 10
     again = run(db, path, mode="skip_invalid", batch_rows=10)
     assert (again.created, again.unchanged) == (15, 10) and counts(db)["customers"] == 25
+
+
+def test_the_database_still_refuses_orphan_rows_after_an_import(db: Database, tmp_path: Path) -> None:
+    # On SQLite the import writes without foreign-key checks on its own connection; no connection may come
+    # back to the pool that way, even from a killed import.
+    path = write_csv(tmp_path / "o.csv", [JA_HEADER] + [person(i) for i in range(15)])
+    with pytest.raises(_KillForTest):
+        run(db, path, batch_rows=5, fail_in_batch=2)
+    run(db, path, batch_rows=5)
+    held = []
+    try:
+        for _ in range(db.engine.pool.checkedin() + 1):  # type: ignore[attr-defined]
+            held.append(db.engine.connect())
+        for conn in held:
+            with pytest.raises(IntegrityError), conn.begin():
+                conn.execute(insert(Identity).values(customer_id=10**9, kind="email", value="o@example.jp"))
+    finally:
+        for conn in held:
+            conn.close()

@@ -50,7 +50,10 @@ def import_command(
     errors: Annotated[
         Path | None, typer.Option("--errors", help="Write the invalid rows to this CSV.")
     ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=100_000)] = 5000,
+    batch_size: Annotated[
+        int | None,
+        typer.Option("--batch-size", min=1, max=100_000, help="Rows per transaction (default: per kind)."),
+    ] = None,
     max_size: Annotated[int | None, typer.Option("--max-size", min=1, help="Refuse files over N MB.")] = None,
     lang: Annotated[str, typer.Option("--lang", help="Language of the messages: en or ja.")] = "en",
 ) -> None:

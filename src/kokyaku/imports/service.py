@@ -1,4 +1,5 @@
-"""Running an import: the file is read as a stream and handled in batches (5,000 rows by default).
+"""Running an import: the file is read as a stream and handled in batches (5,000 rows by default, 20,000
+for customers and companies).
 
 Modes:
 - dry_run: every row is checked against the rules and the database (pass "check"); nothing is written.
@@ -20,13 +21,13 @@ import sqlite3
 import tempfile
 import zlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -40,7 +41,7 @@ from kokyaku.imports.models import KINDS, MODES, ImportRun
 from kokyaku.imports.reader import CsvFile, ImportFileError
 from kokyaku.imports.values import cell
 
-BATCH_ROWS = 5000
+BULK_CACHE_KB = 256 * 1024  # SQLite page cache of an import's writing connection
 KEPT_ERRORS = 200  # problems stored on the run for the page; the error file has all of them
 
 
@@ -71,7 +72,7 @@ class Options:
     mode: str = "all_or_nothing"
     columns: dict[str, str] | None = None  # header -> field chosen by the user; missing headers are proposed
     mapping_name: str | None = None
-    batch_rows: int = BATCH_ROWS
+    batch_rows: int | None = None  # None: the importer's own (Importer.batch_rows)
     max_bytes: int | None = None
     locale: str = "en"
     errors_path: Path | None = None
@@ -127,6 +128,55 @@ class RunKeys:
 
     def close(self) -> None:
         self.conn.close()
+
+
+@contextmanager
+def _bulk_connection(db: Database, enabled: bool) -> Iterator[Connection | None]:
+    """On SQLite, one connection for all the write batches of a pass, set up for bulk writing: its page
+    cache stays warm from batch to batch (the pool would hand out others), it is larger (BULK_CACHE_KB), and
+    foreign-key checks are off, because the importer only writes references it has just checked in the same
+    transaction (they cost a parent lookup per row: ~15% of an import of customers). Restored after."""
+    if not (enabled and db.is_sqlite):
+        yield None
+        return
+    conn = db.engine.connect().execution_options(sqlite_immediate=True)
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    cache = raw.execute("PRAGMA cache_size").fetchone()[0]
+    try:
+        raw.execute("PRAGMA foreign_keys=OFF")
+        raw.execute(f"PRAGMA cache_size=-{BULK_CACHE_KB}")
+        yield conn
+    finally:
+        try:
+            raw.execute("PRAGMA foreign_keys=ON")
+            raw.execute(f"PRAGMA cache_size={int(cache)}")
+        except Exception:
+            conn.invalidate()  # never hand a connection without foreign keys back to the pool
+            raise
+        finally:
+            conn.close()
+
+
+@contextmanager
+def _session_on(db: Database, conn: Connection | None) -> Iterator[Session]:
+    """db.session() (one transaction, after-commit hooks), on `conn` when given."""
+    if conn is None:
+        with db.session() as s:
+            yield s
+        return
+    session = Session(bind=conn, expire_on_commit=False)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        hooks = session.info.pop("after_commit", [])
+        session.close()
+    for hook in hooks:
+        hook()
 
 
 @contextmanager
@@ -294,6 +344,7 @@ class _Runner:
         self.on_progress = on_progress
         self.check_cancel = check_cancel
         self.kept: list[dict[str, Any]] = []
+        self.bulk_conn: Connection | None = None
 
     # -------------------------------------------------------- the passes
 
@@ -386,6 +437,8 @@ class _Runner:
                 run.rows_total = rows_total
         batch_no = 0
         self._report(phase, counts, rows_total)  # the pass has begun (progress bars, timings)
+        stack = ExitStack()
+        self.bulk_conn = stack.enter_context(_bulk_connection(self.db, write and self.importer.sqlite_bulk))
         try:
             for batch, raw, invalid, n_rows in batches:
                 batch_no += 1
@@ -408,6 +461,8 @@ class _Runner:
                 self._report(phase, counts, rows_total)
                 gc.collect(1)  # the batch's garbage, young generations only (see _young_gc_only)
         finally:
+            self.bulk_conn = None
+            stack.close()
             if keys is not None:
                 keys.close()
             if errors is not None:
@@ -426,7 +481,7 @@ class _Runner:
             before = Counts(**counts.__dict__)
             kept = len(self.kept)
             try:
-                with self.db.session() as s:
+                with _session_on(self.db, self.bulk_conn) as s:
                     outcome = self.importer.apply(s, actor=self.actor, records=batch, write=True,
                                                   known=keys.lookup if keys else None)  # fmt: skip
                     if outcome.errors and mode == "all_or_nothing":
@@ -453,7 +508,7 @@ class _Runner:
     def _batches(self, skip: int) -> Iterator[tuple[list[Any], dict[int, list[str]], list[Problem], int]]:
         """(records, raw cells of the rows, problems of invalid rows) per batch; an order stays whole."""
         width = len(self.file.header)
-        limit = self.options.batch_rows
+        limit = self.options.batch_rows or self.importer.batch_rows
         batch: list[Any] = []
         raw: dict[int, list[str]] = {}
         invalid: list[Problem] = []

@@ -48,6 +48,10 @@ class Importer:
     kind = ""
     run_keys = False  # True: also in the write pass, give `apply` the keys earlier batches of this run wrote
     audit_rows = True
+    batch_rows = 5000  # rows per batch (one transaction each) unless the user chooses
+    # True: on SQLite, write batches on one connection with a larger cache and without foreign-key checks
+    # (service._bulk_connection); only for importers whose every reference is checked in the transaction
+    sqlite_bulk = False
 
     def __init__(self, session: Session, context: Context) -> None:
         self.context = context
