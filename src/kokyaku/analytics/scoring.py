@@ -20,7 +20,7 @@ from kokyaku.analytics.models.summary import Unit
 from kokyaku.analytics.tables import CustomerScore
 from kokyaku.config import get_settings
 from kokyaku.db import utcnow
-from kokyaku.kit.bulk import db_time, insert_tuples
+from kokyaku.kit.bulk import db_formats, insert_tuples
 
 UNIT: Unit = "week"
 WEEK = 7.0
@@ -176,7 +176,7 @@ def write_scores(
 ) -> None:
     """Replace every customer's scores in this transaction, so customers no longer scored (all their orders
     voided) lose their row; readers see the old scores until it commits."""
-    when = db_time(session)(scored_at)
+    when = db_formats(session)[0](scored_at)
     n = customer_ids.size
     rows = list(
         zip(

@@ -128,7 +128,8 @@ def ensure_admin(email: Annotated[str, typer.Option()] = "admin@example.com") ->
     with database().session() as session:
         if session.scalar(select(User.id).where(User.role == "admin").limit(1)):
             console.print(
-                "an admin exists already; forgot the password? kokyaku user set-password --email E --password P"
+                "an admin exists already; forgot the password? "
+                "kokyaku user set-password --email E --password P"
             )
             return
         password = secrets.token_urlsafe(12)

@@ -2,19 +2,17 @@
 database's fast path, add timeline entries, then rebuild the batch's customers' metrics set-based.
 
 Writing millions of rows through SQLAlchemy's per-row parameter processing costs more than the database
-does, so orders and lines go through one writer per database (behind `_write`): SQLite gets the driver's
-executemany with values already in SQLAlchemy's storage format, PostgreSQL gets COPY, anything else the
-portable core insert. Ids are reserved up front (`_reserve_ids`) so that lines can point at their orders
-without a RETURNING round trip per row.
+does, so orders and lines go through kokyaku.kit.bulk: ids reserved up front (so lines can point at their
+orders without a RETURNING round trip per row), then the driver's executemany with values already in
+SQLAlchemy's storage format on SQLite, COPY on PostgreSQL, the portable core insert elsewhere.
 """
 
-import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, func, insert, select, text
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from kokyaku.audit.models import AuditEntry
@@ -25,6 +23,7 @@ from kokyaku.commerce.schemas import MAX_AMOUNT
 from kokyaku.customers.models import Customer
 from kokyaku.db import utcnow
 from kokyaku.errors import ValidationFailed
+from kokyaku.kit.bulk import db_formats, insert_tuples, reserve_ids
 from kokyaku.kit.ids import MAX_ID
 from kokyaku.timeline import entries
 
@@ -209,7 +208,7 @@ def bulk_insert_orders(
 def _insert_chunk(
     session: Session, rows: list[dict[str, Any]], line_sets: list[list[dict[str, Any]]]
 ) -> list[int]:
-    ids = _reserve_ids(session, len(rows))
+    ids = reserve_ids(session, ORDERS, len(rows))
     if ids is None:  # no fast path: the database hands out ids one row at a time
         result = session.execute(insert(ORDERS).returning(ORDERS.c.id, sort_by_parameter_order=True), rows)
         ids = [int(i) for i in result.scalars()]
@@ -218,74 +217,21 @@ def _insert_chunk(
         ]
         session.execute(insert(LINES), flat)
         return ids
-    when, as_json = _formats(session)
+    when, as_json = db_formats(session)
     created = when(rows[0]["created_at"])
     order_rows = [
         (oid, r["customer_id"], r["external_id"], r["channel"], r["status"], when(r["ordered_at"]),
          r["currency"], r["total"], r["refunded"], as_json(r["properties"]), created)
         for oid, r in zip(ids, rows, strict=True)
     ]  # fmt: skip
-    _write(session, ORDERS, ORDER_COLUMNS, order_rows)
+    insert_tuples(session, ORDERS, ORDER_COLUMNS, order_rows)
     line_rows = [
         (oid, line["product_id"], line["sku"], line["name"], line["quantity"], line["unit_price"],
          line["returned_quantity"])
         for oid, lines in zip(ids, line_sets, strict=True) for line in lines
     ]  # fmt: skip
-    _write(session, LINES, LINE_COLUMNS, line_rows)
+    insert_tuples(session, LINES, LINE_COLUMNS, line_rows)
     return ids
-
-
-def _reserve_ids(session: Session, n: int, table: Table = ORDERS) -> list[int] | None:
-    """n fresh ids of `table` (orders unless told), or None where there is no safe way to take a block."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "sqlite":
-        # SQLite gives a new row max(id) + 1 too, and our writing transaction holds the database's only write
-        # lock (BEGIN IMMEDIATE) until commit, so no one else can take these ids meanwhile.
-        start = int(session.scalar(select(func.coalesce(func.max(table.c.id), 0))) or 0) + 1
-        return list(range(start, start + n))
-    if dialect == "postgresql":
-        # nextval never hands the same value out twice, whatever runs beside us.
-        stmt = text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)")
-        return [int(i) for i in session.scalars(stmt, {"t": table.name, "n": n})]
-    return None
-
-
-def _formats(session: Session) -> tuple[Callable[[datetime], Any], Callable[[dict[str, Any]], str]]:
-    """How the fast writers take an aware UTC datetime and a JSON object: on SQLite the text SQLAlchemy
-    stores (naive UTC, always with microseconds, so text order is time order); on PostgreSQL naive UTC."""
-    if session.get_bind().dialect.name == "sqlite":
-
-        def when(value: datetime) -> Any:
-            return value.replace(tzinfo=None).isoformat(" ", "microseconds")
-
-    else:
-
-        def when(value: datetime) -> Any:
-            return value.replace(tzinfo=None)
-
-    def as_json(value: dict[str, Any]) -> str:
-        return json.dumps(value) if value else "{}"
-
-    return when, as_json
-
-
-def _write(session: Session, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
-    """Insert rows (tuples in `columns` order, values as _formats makes them): executemany on SQLite, COPY
-    on PostgreSQL, else a core insert."""
-    if not rows:
-        return
-    dialect = session.get_bind().dialect.name
-    names = ", ".join(columns)
-    if dialect == "sqlite":
-        sql = f"INSERT INTO {table.name} ({names}) VALUES ({', '.join('?' for _ in columns)})"
-        session.connection().exec_driver_sql(sql, rows)  # type: ignore[arg-type]
-    elif dialect == "postgresql":
-        cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-    else:
-        session.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
 
 
 def _timeline_rows(ids: list[int], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

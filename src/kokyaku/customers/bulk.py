@@ -1,7 +1,9 @@
 """Batched writes of customers and identities for high-volume paths (event ingestion): set-based inserts and
 updates instead of one service call per customer, with the same audit rows the service would write."""
 
+import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, insert, select, update
@@ -12,6 +14,7 @@ from kokyaku.audit.service import Actor
 from kokyaku.customers.models import PERSON, Customer, Identity
 from kokyaku.customers.service import search_text_of
 from kokyaku.db import utcnow
+from kokyaku.kit.bulk import db_formats, insert_tuples, reserve_ids
 
 # (kind, normalised value, source): kind is one of IDENTITY_KINDS
 IdentityKey = tuple[str, str, str | None]
@@ -51,48 +54,44 @@ def _first(identities: list[IdentityKey], kind: str) -> str | None:
 
 
 def create_prospects(session: Session, *, actor: Actor, prospects: list[Prospect]) -> list[int]:
-    """Create person customers with their identities in a few batched inserts; returns ids in input order.
+    """Create person customers with their identities and one audit row each; returns ids in input order.
 
-    Prospects get no name grams: their names are emails, phones or a placeholder, which the identity
-    prefix search already finds, and thousands of "Anonymous visitor" grams would only slow the index.
+    Ids are reserved up front and rows written as plain tuples (executemany on SQLite, COPY on PostgreSQL):
+    an INSERT ... RETURNING would make SQLite run one row at a time to keep the ids in order. Prospects get
+    no name grams: their names are emails, phones or a placeholder, which the identity prefix search already
+    finds, and thousands of "Anonymous visitor" grams would only slow the index.
     """
     if not prospects:
         return []
-    now = utcnow()
-    rows: list[dict[str, Any]] = [
-        {
-            "kind": PERSON,
-            "name": p.name,
-            "email": _first(p.identities, "email"),
-            "phone": _first(p.identities, "phone"),
-            "source": p.source,
-            "channel": p.channel,
-            "custom": {},
-            "search_text": search_text_of(p.name, None),
-            "created_at": now,
-            "updated_at": now,
-        }
-        for p in prospects
-    ]
-    result = session.execute(insert(CUSTOMERS).returning(CUSTOMERS.c.id, sort_by_parameter_order=True), rows)
-    ids = [row[0] for row in result]
-    identities = [
-        {"customer_id": cid, "kind": kind, "value": value, "source": src, "created_at": now}
-        for cid, p in zip(ids, prospects, strict=True)
-        for kind, value, src in p.identities
-    ]
-    if identities:
-        session.execute(insert(IDENTITIES), identities)
-    changes = {
-        cid: {
+    ids = reserve_ids(session, CUSTOMERS, len(prospects)) or allocate_ids(session, CUSTOMERS, len(prospects))
+    when, _as_json = db_formats(session)
+    now = when(utcnow())
+    customers, identities, audits = [], [], []
+    for cid, p in zip(ids, prospects, strict=True):
+        customers.append(
+            (cid, PERSON, p.name, _first(p.identities, "email"), _first(p.identities, "phone"), p.source,
+             p.channel, "{}", _prospect_search_text(p.name, None), now, now)
+        )  # fmt: skip
+        identities += [(cid, kind, value, src, now) for kind, value, src in p.identities]
+        changes = {
             "name": [None, p.name],
             "source": [None, p.source],
             "identities": [None, [f"{kind}:{value}" for kind, value, _src in p.identities]],
         }
-        for cid, p in zip(ids, prospects, strict=True)
-    }
-    session.execute(insert(AUDIT), _audit_rows(actor, "create", changes))
+        audits.append((now, actor.user_id, actor.label, "customer", cid, "create", json.dumps(changes)))
+    insert_tuples(session, CUSTOMERS, _PROSPECT_COLUMNS, customers)
+    insert_tuples(session, IDENTITIES, ("customer_id", "kind", "value", "source", "created_at"), identities)
+    insert_tuples(session, AUDIT, _AUDIT_COLUMNS, audits)
     return ids
+
+
+_PROSPECT_COLUMNS = (
+    "id", "kind", "name", "email", "phone", "source", "channel", "custom", "search_text", "created_at",
+    "updated_at",
+)  # fmt: skip
+_AUDIT_COLUMNS = ("at", "actor_id", "actor_label", "entity_type", "entity_id", "action", "changes")
+# prospects are named after a key or "Anonymous visitor": the same few names recur
+_prospect_search_text = lru_cache(maxsize=4096)(search_text_of)
 
 
 def attach_identities(

@@ -12,6 +12,7 @@ from typing import Any, cast
 from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
+from kokyaku.kit.bulk import db_formats, insert_tuples
 from kokyaku.timeline.models import TimelineEntry
 
 _SUMMARY_MAX = 500
@@ -162,7 +163,7 @@ def bulk_add(session: Session, rows: list[dict[str, Any]]) -> None:
     """Insert many entries in one batched write (imports, ingestion, demo data)."""
     if not rows:
         return
-    when, as_json = _fast_formats(session)
+    when, as_json = db_formats(session)
     clean = []
     for row in rows:
         at = row["at"]
@@ -180,7 +181,7 @@ def bulk_add(session: Session, rows: list[dict[str, Any]]) -> None:
                 as_json(row.get("properties") or {}),
             )
         )
-    _fast_write(session, clean)
+    insert_tuples(session, cast(Table, TimelineEntry.__table__), TIMELINE_COLUMNS, clean)
 
 
 def touchpoints_recorded(session: Session, rows: list[tuple[int, datetime, str, str, int, str]]) -> None:
@@ -190,7 +191,7 @@ def touchpoints_recorded(session: Session, rows: list[tuple[int, datetime, str, 
     """
     if not rows:
         return
-    when, _as_json = _fast_formats(session)
+    when, _as_json = db_formats(session)
     props: dict[str, str] = {}  # a handful of types per batch: their JSON is made once
     clean = []
     for customer_id, at, channel, summary, touchpoint_id, type_ in rows:
@@ -203,18 +204,6 @@ def touchpoints_recorded(session: Session, rows: list[tuple[int, datetime, str, 
             (customer_id, when(at.astimezone(UTC)), "touchpoint", channel, (summary or "")[:_SUMMARY_MAX],
              "touchpoint", touchpoint_id, shown)
         )  # fmt: skip
-    _fast_write(session, clean)
+    insert_tuples(session, cast(Table, TimelineEntry.__table__), TIMELINE_COLUMNS, clean)
 
 
-def _fast_formats(session: Session) -> Any:
-    # commerce.bulk imports this module, so its writer is imported when first used
-    from kokyaku.commerce.bulk import _formats
-
-    return _formats(session)
-
-
-def _fast_write(session: Session, rows: list[tuple[Any, ...]]) -> None:
-    """executemany of plain tuples on SQLite, COPY on PostgreSQL (commerce.bulk's writer)."""
-    from kokyaku.commerce.bulk import _write
-
-    _write(session, cast(Table, TimelineEntry.__table__), TIMELINE_COLUMNS, rows)

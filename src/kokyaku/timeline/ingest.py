@@ -33,12 +33,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kokyaku.audit.service import Actor
-from kokyaku.commerce.bulk import _formats, _reserve_ids, _write
 from kokyaku.customers import bulk as customers_bulk
 from kokyaku.customers.merge import merge_many
 from kokyaku.db import utcnow
 from kokyaku.errors import Conflict, KokyakuError
-from kokyaku.timeline import entries, prospects
+from kokyaku.kit.bulk import db_formats, insert_tuples, reserve_ids
+from kokyaku.timeline import entries
 from kokyaku.timeline.models import TOUCHPOINT_CHANNELS, Touchpoint
 from kokyaku.timeline.schemas import (
     MAX_BATCH,
@@ -408,7 +408,7 @@ def _store(
     channel_of: dict[int, str | None] = {}
     for i, e in fresh:
         channel_of.setdefault(r.find(handle_of[i]), _channel(e))
-    new_ids = prospects.create_prospects(
+    new_ids = customers_bulk.create_prospects(
         session,
         actor=actor,
         prospects=[
@@ -438,9 +438,9 @@ def _store(
     }
     customers_bulk.attach_identities(session, actor=actor, keys=attach, placeholder_name=placeholder)
 
-    when, as_json = _formats(session)
+    when, as_json = db_formats(session)
     created = when(utcnow())
-    touchpoint_ids = _reserve_ids(session, len(fresh), cast(Table, Touchpoint.__table__))
+    touchpoint_ids = reserve_ids(session, cast(Table, Touchpoint.__table__), len(fresh))
     assert touchpoint_ids is not None, "ingestion runs on SQLite or PostgreSQL"
     rows = []
     timeline = []
@@ -455,7 +455,7 @@ def _store(
             (tid, cid, channel, e.type, when(e.at), summary, as_json(e.properties), e.event_id, created)
         )
         timeline.append((cid, e.at, channel, summary, tid, e.type))
-    _write(session, cast(Table, Touchpoint.__table__), TOUCHPOINT_COLUMNS, rows)
+    insert_tuples(session, cast(Table, Touchpoint.__table__), TOUCHPOINT_COLUMNS, rows)
     entries.touchpoints_recorded(session, timeline)
     counts.created = len(rows)
 
