@@ -79,10 +79,11 @@ def _snapshot(s: Session, *ids: int) -> dict[str, Any]:
         "touchpoints": rows(
             select(Touchpoint.id, Touchpoint.customer_id).where(Touchpoint.customer_id.in_(ids))
         ),
-        # the "customers merged" line the merge adds to the survivor's timeline stays as history
+        # the "customers merged" and "merge undone" lines on the survivor's timeline stay as history
         "timeline": rows(
             select(TimelineEntry.id, TimelineEntry.customer_id).where(
-                TimelineEntry.customer_id.in_(ids), TimelineEntry.kind != "customers_merged"
+                TimelineEntry.customer_id.in_(ids),
+                TimelineEntry.kind.not_in(["customers_merged", "customers_unmerged"]),
             )
         ),
     }
@@ -133,6 +134,9 @@ def test_merge_moves_everything_and_undo_restores_both_exactly(db: Database) -> 
         assert _snapshot(s, a, b) == before
         actions = [e.action for e in s.scalars(select(AuditEntry).where(AuditEntry.entity_id.in_([a, b])))]
         assert actions.count("unmerge") == 2
+        # the survivor's timeline says both what happened and that it was undone, newest first
+        kinds = [e.kind for e in timeline.list_timeline(s, a).items]
+        assert kinds[:2] == ["customers_unmerged", "customers_merged"]
         assert s.get(CustomerMerge, merge_id).undone_at is not None  # type: ignore[union-attr]
 
 

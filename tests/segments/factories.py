@@ -59,7 +59,9 @@ def make_people(session: Session) -> People:
     make_order(session, customer_id=aoi.id, at=days_ago(10), channel="online", lines=[{"sku": "W-1"}])
     make_order(session, customer_id=aoi.id, at=days_ago(100), channel="store", lines=[{"sku": "T-1"}])
     make_order(session, customer_id=aoi.id, at=days_ago(400), channel="online", price=2000)
-    make_order(session, customer_id=ben.id, at=days_ago(5), channel="sns", lines=[{"sku": "T-1", "quantity": 2}])
+    make_order(
+        session, customer_id=ben.id, at=days_ago(5), channel="sns", lines=[{"sku": "T-1", "quantity": 2}]
+    )
     make_order(session, customer_id=emi.id, at=days_ago(3), channel="online", status="cancelled",
                lines=[{"sku": "W-1"}])  # fmt: skip
     del wine, tea

@@ -41,7 +41,9 @@ def test_crud_members_count_and_keyset(api: TestClient, db: Database) -> None:
     assert api.get(f"/api/v1/segments/{sid}/count").json()["count"] == 4
     seen, cursor = [], None
     while True:
-        page = api.get(f"/api/v1/segments/{sid}/members", params={"limit": 1, **({"cursor": cursor} if cursor else {})}).json()
+        page = api.get(
+            f"/api/v1/segments/{sid}/members", params={"limit": 1, **({"cursor": cursor} if cursor else {})}
+        ).json()
         seen += [m["id"] for m in page["items"]]
         cursor = page["next_cursor"]
         if not cursor:
@@ -80,7 +82,9 @@ def test_bad_rules_name_the_condition_and_reason(api: TestClient, db: Database) 
     assert api.get("/api/v1/segments/1/members", params={"cursor": "!!"}).status_code in (400, 404)
 
 
-def test_static_segments_keep_their_members_and_freeze_makes_a_snapshot(api: TestClient, db: Database) -> None:
+def test_static_segments_keep_their_members_and_freeze_makes_a_snapshot(
+    api: TestClient, db: Database
+) -> None:
     _people(db)
     static = api.post("/api/v1/segments", json={"name": "固定", "kind": "static", "rules": TOKYO}).json()
     dynamic = api.post("/api/v1/segments", json={"name": "動的", "rules": TOKYO}).json()
@@ -94,7 +98,10 @@ def test_static_segments_keep_their_members_and_freeze_makes_a_snapshot(api: Tes
     snap = resp.json()
     assert snap["kind"] == "static" and snap["source_id"] == dynamic["id"] and snap["size"] == 3
     assert api.post(f"/api/v1/segments/{static['id']}/freeze").status_code == 409
-    resp = api.patch(f"/api/v1/segments/{static['id']}", json={"rules": rules({"field": "age", "operator": "gte", "value": 1})})
+    resp = api.patch(
+        f"/api/v1/segments/{static['id']}",
+        json={"rules": rules({"field": "age", "operator": "gte", "value": 1})},
+    )
     assert resp.status_code == 409 and resp.json()["error"] == "segment_static"
     assert api.patch(f"/api/v1/segments/{static['id']}", json={"name": "固定 2"}).json()["name"] == "固定 2"
 
@@ -103,16 +110,18 @@ def test_export_goes_through_the_exports_module(api: TestClient, db: Database) -
     """A segment's members download as CSV (BOM, formulas neutralised) from /api/v1/exports/customers."""
     _people(db)
     with db.session() as s:
-        make_customer(s, name="=HYPERLINK(\"http://x\")", name_kana=None, prefecture="東京都", city="@SUM(1)")
+        make_customer(s, name='=HYPERLINK("http://x")', name_kana=None, prefecture="東京都", city="@SUM(1)")
     sid = api.post("/api/v1/segments", json={"name": "東京", "rules": TOKYO}).json()["id"]
     resp = api.get("/api/v1/exports/customers", params={"segment_id": sid, "format": "csv", "lang": "en"})
     assert resp.status_code == 200 and resp.content.startswith(b"\xef\xbb\xbf")
     rows = list(csv.DictReader(io.StringIO(resp.content.decode("utf-8-sig"))))
-    assert [r["Name"] for r in rows] == ["青井 葵", "D株式会社", "'=HYPERLINK(\"http://x\")"]
+    assert [r["Name"] for r in rows] == ["青井 葵", "D株式会社", '\'=HYPERLINK("http://x")']
     assert rows[-1]["City"] == "'@SUM(1)"
 
 
-def test_merged_customers_leave_segments_and_snapshots_follow_the_survivor(api: TestClient, db: Database) -> None:
+def test_merged_customers_leave_segments_and_snapshots_follow_the_survivor(
+    api: TestClient, db: Database
+) -> None:
     from kokyaku.customers.merge import merge_customers, undo_merge
     from tests.conftest import TEST_ACTOR
 
@@ -157,7 +166,11 @@ def test_rfm_recompute_job_summary_and_lifecycle(api: TestClient, db: Database) 
     summary = api.get("/api/v1/rfm").json()
     assert summary["active"] == 2 and summary["customers"] == 5
     cells = {(c["r"], c["f"]): c for c in summary["grid"]}
-    assert cells[(1, 3)]["customers"] == 1 and cells[(1, 3)]["revenue"] == 6000 and cells[(1, 3)]["segment"] == "at_risk"
+    assert (
+        cells[(1, 3)]["customers"] == 1
+        and cells[(1, 3)]["revenue"] == 6000
+        and cells[(1, 3)]["segment"] == "at_risk"
+    )
     assert {s["key"]: s["customers"] for s in summary["segments"]}["about_to_sleep"] == 1
     life = api.get(f"/api/v1/customers/{people.ids['ben']}/lifecycle").json()
     assert life["stage"] == "new" and life["rfm"]["segment"] == "about_to_sleep"
@@ -185,7 +198,10 @@ def test_roles(api_as, db: Database) -> None:  # type: ignore[no-untyped-def]
             resp = client.request(method, url, json=body)
             assert resp.status_code == 403 and resp.json()["error"] == "forbidden", (role, method, url)
     for role in ("marketing", "manager"):
-        assert api_as(role).client.post("/api/v1/segments", json={"name": role, "rules": TOKYO}).status_code == 201
+        assert (
+            api_as(role).client.post("/api/v1/segments", json={"name": role, "rules": TOKYO}).status_code
+            == 201
+        )
     assert TestClient(admin.app).get("/api/v1/segments").status_code == 401
 
 

@@ -33,7 +33,11 @@ def _msgids() -> set[str]:
             ids.add(match.group(1).replace('\\"', '"'))
     ids |= set(R.OPERATORS.values()) | {spec.label for spec in builtin_fields._FIELDS}
     ids |= {text for pair in [*rfm.SEGMENT_INFO.values(), *lifecycle.STAGE_INFO.values()] for text in pair}
-    ids |= set(labels.CHANNEL_LABELS.values()) | set(pages.BREAKDOWN_LABELS.values()) | {c for _, c in pages.CATEGORIES}
+    ids |= (
+        set(labels.CHANNEL_LABELS.values())
+        | set(pages.BREAKDOWN_LABELS.values())
+        | {c for _, c in pages.CATEGORIES}
+    )
     # the validator's problems: every message passed to _Parser.problem()
     tree = ast.parse((SRC / "segments" / "rules.py").read_text())
     for node in ast.walk(tree):

@@ -32,7 +32,13 @@ def test_builder_edits_in_place_and_counts_live(page_as, db: Database) -> None: 
     assert page.status_code == 200 and 'name="c:0:field"' in page.text
     csrf = csrf_of(page.text)
     headers = {**HX, "X-CSRF-Token": csrf}
-    base = {"g:": "1", "g::op": "and", "c:0:field": "prefecture", "c:0:operator": "in", "c:0:value": ["東京都", "神奈川県"]}
+    base = {
+        "g:": "1",
+        "g::op": "and",
+        "c:0:field": "prefecture",
+        "c:0:operator": "in",
+        "c:0:value": ["東京都", "神奈川県"],
+    }
     # add a condition to the root group: the tree comes back with two conditions, the first kept as typed
     resp = client.post("/segments/builder", data={**base, "action": "add-condition:"}, headers=headers)
     assert resp.status_code == 200 and resp.text.count('data-testid="condition"') == 2
@@ -45,7 +51,9 @@ def test_builder_edits_in_place_and_counts_live(page_as, db: Database) -> None: 
                        headers=headers)  # fmt: skip
     assert resp.text.count('data-testid="group"') == 1
     # changing the field resets operator and value to the new field's
-    resp = client.post("/segments/builder", data={**base, "c:0:field": "age", "action": "field:0"}, headers=headers)
+    resp = client.post(
+        "/segments/builder", data={**base, "c:0:field": "age", "action": "field:0"}, headers=headers
+    )
     assert re.search(r'<option value="eq"\s+selected', resp.text) and 'name="c:0:value"' in resp.text
     # the live count, and a problem shown beside its condition (swapped out of band)
     resp = client.post("/segments/builder/count", data=base, headers=headers)
@@ -55,7 +63,9 @@ def test_builder_edits_in_place_and_counts_live(page_as, db: Database) -> None: 
            "c:1.0:value0": "50", "c:1.0:value1": "20"}  # fmt: skip
     resp = client.post("/segments/builder/count", data=bad, headers=headers)
     assert 'data-testid="live-count-invalid"' in resp.text
-    assert re.search(r'id="err-1-0-value" hx-swap-oob="true">The lower bound is greater than the upper bound.<', resp.text)
+    assert re.search(
+        r'id="err-1-0-value" hx-swap-oob="true">The lower bound is greater than the upper bound.<', resp.text
+    )
     assert re.search(r'id="err-0-value" hx-swap-oob="true"><', resp.text)  # cleared where all is well
 
 
@@ -67,7 +77,10 @@ def test_saving_shows_errors_at_the_condition_then_saves(page_as, db: Database) 
                  "c:0:operator": "lt", "c:0:value": "abc", "action": "save"})  # fmt: skip
     resp = client.post("/segments/new", data=data)
     assert resp.status_code == 422
-    assert re.search(r'id="err-0-value">数値で入力してください。<', resp.text) or "Must be a number." in resp.text
+    assert (
+        re.search(r'id="err-0-value">数値で入力してください。<', resp.text)
+        or "Must be a number." in resp.text
+    )
     data["c:0:value"] = "30"
     resp = client.post("/segments/new", data=data)
     assert resp.status_code == 303
@@ -80,7 +93,10 @@ def test_saving_shows_errors_at_the_condition_then_saves(page_as, db: Database) 
     assert export.content.startswith(b"\xef\xbb\xbf") and "Ben Smith" in export.content.decode("utf-8-sig")
     chart = client.get(f"/segments/{sid}/breakdown", params={"by": "lifecycle_stage"}, headers=HX)
     assert chart.status_code == 200 and "Plotly.newPlot" in chart.text
-    assert re.search(r'data-testid="breakdown-table">\s*<tbody><tr><td>[^<]+</td><td class="num">1</td></tr></tbody>', chart.text)
+    assert re.search(
+        r'data-testid="breakdown-table">\s*<tbody><tr><td>[^<]+</td><td class="num">1</td></tr></tbody>',
+        chart.text,
+    )
     assert "若い顧客" in client.get("/segments").text
     # the customer page shows the stage, RFM and the segments the customer is in
     page = client.get(f"/customers/{people.ids['ben']}")
@@ -99,14 +115,18 @@ def test_builder_works_without_javascript(page_as, db: Database) -> None:  # typ
     data = _form(csrf, name="n", **{"g:": "1", "g::op": "and", "c:0:field": "gender", "c:0:operator": "eq",
                  "c:0:value": "female", "action": "add-condition:"})  # fmt: skip
     resp = client.post("/segments/new", data=data)
-    assert resp.status_code == 200 and resp.text.count('data-testid="condition"') == 2 and "<html" in resp.text
+    assert (
+        resp.status_code == 200 and resp.text.count('data-testid="condition"') == 2 and "<html" in resp.text
+    )
 
 
 def test_rfm_and_lifecycle_pages(page_as, db: Database) -> None:  # type: ignore[no-untyped-def]
     _people(db)
     client: TestClient = page_as("viewer")
     rfm = client.get("/rfm")
-    assert rfm.status_code == 200 and 'data-testid="rfm-grid"' in rfm.text and "Can&#39;t lose them" in rfm.text
+    assert (
+        rfm.status_code == 200 and 'data-testid="rfm-grid"' in rfm.text and "Can&#39;t lose them" in rfm.text
+    )
     assert "Recompute now" not in rfm.text  # viewers read only
     life = client.get("/lifecycle")
     assert life.status_code == 200 and "Plotly.newPlot" in life.text and 'data-stage="lead"' in life.text

@@ -74,7 +74,9 @@ def _one(orders: int, first_days_ago: float, last_days_ago: float, prev: int = L
          alive: float | None = None) -> tuple[str, float]:  # fmt: skip
     """The stage of one customer and how many days ago the change is dated."""
     now = 10_000 * DAY_US
-    prev_since = np.iinfo(np.int64).min if prev_since_days_ago is None else now - int(prev_since_days_ago * DAY_US)
+    prev_since = (
+        np.iinfo(np.int64).min if prev_since_days_ago is None else now - int(prev_since_days_ago * DAY_US)
+    )
     result = classify(
         orders=np.array([orders]), first_us=np.array([now - int(first_days_ago * DAY_US)]),
         last_us=np.array([now - int(last_days_ago * DAY_US)]), days_since_last=np.array([int(last_days_ago)]),
@@ -127,7 +129,9 @@ def _stage(db: Database, customer_id: int) -> str:
 def _history(db: Database, customer_id: int) -> list[tuple[str | None, str, datetime]]:
     with db.session(write=False) as s:
         rows = s.scalars(
-            select(LifecycleChange).where(LifecycleChange.customer_id == customer_id).order_by(LifecycleChange.id)
+            select(LifecycleChange)
+            .where(LifecycleChange.customer_id == customer_id)
+            .order_by(LifecycleChange.id)
         ).all()
         return [(r.from_stage, r.stage, r.changed_at) for r in rows]
 
@@ -187,7 +191,13 @@ def test_loyal_customers_and_back_to_lead_when_every_order_is_cancelled(db: Data
 
 def test_rfm_scores_grid_and_only_changes_written(db: Database) -> None:
     now = datetime.now(UTC)
-    spend = {"a": (1, 1, 1000), "b": (3, 2, 2000), "c": (30, 3, 3000), "d": (90, 4, 4000), "e": (400, 5, 50_000)}
+    spend = {
+        "a": (1, 1, 1000),
+        "b": (3, 2, 2000),
+        "c": (30, 3, 3000),
+        "d": (90, 4, 4000),
+        "e": (400, 5, 50_000),
+    }
     ids = {}
     with db.session() as s:
         for key, (days, n, total) in spend.items():
@@ -220,4 +230,4 @@ def test_every_stage_has_a_label_and_meaning(stage: str) -> None:
 
 
 def test_constants_are_consistent() -> None:
-    assert (LEAD, NEW, REPEAT, LOYAL, AT_RISK, CHURNED, WON_BACK) == tuple(range(7))
+    assert tuple(range(7)) == (LEAD, NEW, REPEAT, LOYAL, AT_RISK, CHURNED, WON_BACK)

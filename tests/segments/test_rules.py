@@ -228,7 +228,9 @@ CASES: list[tuple[dict[str, Any], set[str]]] = [
 
 
 @pytest.mark.parametrize(("condition", "expected"), CASES, ids=[f"{c['field']}-{c['operator']}-{i}" for i, (c, _) in enumerate(CASES)])  # fmt: skip
-def test_each_field_and_operator(db: Database, people: People, condition: dict[str, Any], expected: set[str]) -> None:
+def test_each_field_and_operator(
+    db: Database, people: People, condition: dict[str, Any], expected: set[str]
+) -> None:
     assert members(db, people, rules(condition)) == expected
 
 
@@ -309,7 +311,11 @@ def test_every_problem_names_its_condition(db: Database, raw: Any, path: str, me
 
 def test_all_problems_are_reported_at_once(db: Database) -> None:
     found = problems(db, rules({"field": "age", "operator": "eq", "value": "x"}, rules({"field": "nope"}), {"field": "gender", "operator": "eq", "value": "robot"}))  # fmt: skip
-    assert [p for p, _ in found] == ["conditions.0.value", "conditions.1.conditions.0.field", "conditions.2.value"]
+    assert [p for p, _ in found] == [
+        "conditions.0.value",
+        "conditions.1.conditions.0.field",
+        "conditions.2.value",
+    ]
 
 
 def test_values_are_normalised_before_they_are_stored(db: Database, people: People) -> None:
@@ -324,9 +330,15 @@ def test_values_are_normalised_before_they_are_stored(db: Database, people: Peop
         )
 
 
-def test_age_is_computed_from_the_business_date_without_sql_date_functions(db: Database, people: People) -> None:
+def test_age_is_computed_from_the_business_date_without_sql_date_functions(
+    db: Database, people: People
+) -> None:
     with db.session(write=False) as s:
-        sql = str(service.compile_rules(s, rules({"field": "age", "operator": "eq", "value": 35}), TZ).select_from(Customer.id))
+        sql = str(
+            service.compile_rules(s, rules({"field": "age", "operator": "eq", "value": 35}), TZ).select_from(
+                Customer.id
+            )
+        )
     assert "birthday <=" in sql and "birthday >" in sql
     for fn in ("date(", "julianday", "strftime", "age(", "now()", "current_date", "extract("):
         assert fn not in sql.lower()
@@ -336,7 +348,9 @@ def test_age_is_computed_from_the_business_date_without_sql_date_functions(db: D
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=30),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
     max_leaves=12,
 )
 NASTY = st.sampled_from([
@@ -369,9 +383,16 @@ def test_rules_can_never_inject_sql(db: Database, people: People, raw: Any) -> N
 
 
 def test_a_value_with_quotes_is_data_not_sql(db: Database, people: People) -> None:
-    assert members(db, people, rules({"field": "city", "operator": "eq", "value": "渋谷区' OR '1'='1"})) == set()
-    assert members(db, people, rules({"field": "interests", "operator": "any_of", "value": ["x') OR 1=1 --"]})) == set()
-    assert members(db, people, rules({"field": "custom.memo", "operator": "contains", "value": "cmd|'"})) == {"aoi"}
+    assert (
+        members(db, people, rules({"field": "city", "operator": "eq", "value": "渋谷区' OR '1'='1"})) == set()
+    )
+    assert (
+        members(db, people, rules({"field": "interests", "operator": "any_of", "value": ["x') OR 1=1 --"]}))
+        == set()
+    )
+    assert members(db, people, rules({"field": "custom.memo", "operator": "contains", "value": "cmd|'"})) == {
+        "aoi"
+    }
 
 
 def test_session_unused(session: Session) -> None:

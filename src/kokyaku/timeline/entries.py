@@ -156,6 +156,22 @@ def customers_merged(
     )
 
 
+def customers_unmerged(
+    session: Session, *, customer_id: int, merged_id: int, at: datetime, actor_label: str
+) -> TimelineEntry:
+    """A merge into this customer was undone: the timeline keeps both lines, so its history stays true."""
+    return _add(
+        session,
+        customer_id=customer_id,
+        at=at,
+        kind="customers_unmerged",
+        channel=None,
+        ref_type="customer",
+        ref_id=merged_id,
+        properties={"merged_id": merged_id, "actor": actor_label},
+    )
+
+
 TIMELINE_COLUMNS = ("customer_id", "at", "kind", "channel", "summary", "ref_type", "ref_id", "properties")
 
 
@@ -205,5 +221,3 @@ def touchpoints_recorded(session: Session, rows: list[tuple[int, datetime, str, 
              "touchpoint", touchpoint_id, shown)
         )  # fmt: skip
     insert_tuples(session, cast(Table, TimelineEntry.__table__), TIMELINE_COLUMNS, clean)
-
-

@@ -19,6 +19,7 @@ ENTRY_KINDS = (
     "touchpoint",
     "survey_answered",
     "customers_merged",
+    "customers_unmerged",
 )
 
 

@@ -42,6 +42,7 @@ CHANNEL_LABELS = {
 KIND_LABELS = {
     "order_placed": "Order placed", "order_status_changed": "Order updated", "touchpoint": "Touchpoint",
     "survey_answered": "Survey answered", "customers_merged": "Customers merged",
+    "customers_unmerged": "Merge undone",
 }  # fmt: skip
 STATUS_LABELS = {
     "placed": "Placed", "paid": "Paid", "shipped": "Shipped", "returned": "Returned", "refunded": "Refunded",
