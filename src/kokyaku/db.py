@@ -5,7 +5,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -98,9 +98,13 @@ class Database:
         self._writer = sessionmaker(write_engine, expire_on_commit=False)
 
     @contextmanager
-    def session(self, *, write: bool = True) -> Iterator[Session]:
-        """One transaction: commits at the end, rolls back on any error, then runs after-commit hooks."""
-        session = (self._writer if write else self._reader)()
+    def session(self, *, write: bool = True, connection: Connection | None = None) -> Iterator[Session]:
+        """One transaction: commits at the end, rolls back on any error, then runs after-commit hooks.
+        `connection` runs it on a connection the caller holds (and has set up) instead of the pool's."""
+        if connection is not None:
+            session = Session(bind=connection, expire_on_commit=False)
+        else:
+            session = (self._writer if write else self._reader)()
         try:
             yield session
             session.commit()

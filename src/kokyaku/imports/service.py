@@ -159,27 +159,6 @@ def _bulk_connection(db: Database, enabled: bool) -> Iterator[Connection | None]
 
 
 @contextmanager
-def _session_on(db: Database, conn: Connection | None) -> Iterator[Session]:
-    """db.session() (one transaction, after-commit hooks), on `conn` when given."""
-    if conn is None:
-        with db.session() as s:
-            yield s
-        return
-    session = Session(bind=conn, expire_on_commit=False)
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        hooks = session.info.pop("after_commit", [])
-        session.close()
-    for hook in hooks:
-        hook()
-
-
-@contextmanager
 def _young_gc_only() -> Iterator[None]:
     """Pause automatic garbage collection during an import: a batch holds ~10^5 live objects, and the
     collector's full passes over them cost a fifth of the time. Each batch ends with a young-generation
@@ -481,7 +460,7 @@ class _Runner:
             before = Counts(**counts.__dict__)
             kept = len(self.kept)
             try:
-                with _session_on(self.db, self.bulk_conn) as s:
+                with self.db.session(connection=self.bulk_conn) as s:
                     outcome = self.importer.apply(s, actor=self.actor, records=batch, write=True,
                                                   known=keys.lookup if keys else None)  # fmt: skip
                     if outcome.errors and mode == "all_or_nothing":
