@@ -2,7 +2,7 @@
 results, the review monitoring page, follow-up tasks, and the customer page section "Feedback"."""
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -106,9 +106,14 @@ STAGE_LABELS = {
 MAX_UPLOAD = 20 * 1024 * 1024
 
 
-async def form_data(request: Request) -> FormData:
-    """The posted form, read before the (synchronous) route runs in the thread pool."""
-    return await request.form()
+async def form_data(request: Request) -> AsyncIterator[FormData]:
+    """The posted form, read before the (synchronous) route runs in the thread pool, and closed after it
+    (an uploaded file's spooled temporary file with it)."""
+    form = await request.form()
+    try:
+        yield form
+    finally:
+        await form.close()
 
 
 Form = Annotated[FormData, Depends(form_data)]

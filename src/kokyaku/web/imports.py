@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
 
 from kokyaku.auth.models import User
 from kokyaku.auth.permissions import Perm, can
@@ -83,6 +84,16 @@ async def upload(request: Request, db: DB, user: Writer) -> Response:
         message = gettext(locale, FileTooLarge.message, limit=limit // (1024 * 1024))
         return _index(request, db, user, {"file": message}, 413)
     form = await request.form(max_files=1, max_fields=10)
+    try:
+        return await _store_upload(request, db, user, form, locale, limit)
+    finally:
+        await form.close()  # the upload's spooled temporary file
+
+
+async def _store_upload(
+    request: Request, db: Session, user: User, form: FormData, locale: str, limit: int
+) -> Response:
+    """Save the uploaded CSV under data_dir, check it, and open an import run for its preview."""
     kind = str(form.get("kind") or "")
     upload_file = form.get("file")
     if kind not in KINDS:
