@@ -335,8 +335,8 @@ def undo_merge(session: Session, *, actor: Actor, merge_id: int) -> None:
     record.undone_at = now
     record.undone_by_label = actor.label
     session.flush()
-    timeline_entries.customers_unmerged(
-        session, customer_id=survivor.id, merged_id=merged.id, at=now, actor_label=actor.label
+    timeline_entries.customers_merged(
+        session, customer_id=survivor.id, merged_id=merged.id, at=now, actor_label=actor.label, undone=True
     )
     audit.record(
         session, actor=actor, entity_type=service.ENTITY[survivor.kind], entity_id=survivor.id,

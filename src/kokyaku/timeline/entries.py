@@ -141,30 +141,21 @@ def survey_answered(
 
 
 def customers_merged(
-    session: Session, *, customer_id: int, merged_id: int, at: datetime, actor_label: str
+    session: Session,
+    *,
+    customer_id: int,
+    merged_id: int,
+    at: datetime,
+    actor_label: str,
+    undone: bool = False,
 ) -> TimelineEntry:
-    """Another customer record was merged into this one."""
+    """Another customer record was merged into this one, or (`undone`) that merge was undone: the timeline
+    keeps both lines, so its history stays true."""
     return _add(
         session,
         customer_id=customer_id,
         at=at,
-        kind="customers_merged",
-        channel=None,
-        ref_type="customer",
-        ref_id=merged_id,
-        properties={"merged_id": merged_id, "actor": actor_label},
-    )
-
-
-def customers_unmerged(
-    session: Session, *, customer_id: int, merged_id: int, at: datetime, actor_label: str
-) -> TimelineEntry:
-    """A merge into this customer was undone: the timeline keeps both lines, so its history stays true."""
-    return _add(
-        session,
-        customer_id=customer_id,
-        at=at,
-        kind="customers_unmerged",
+        kind="customers_unmerged" if undone else "customers_merged",
         channel=None,
         ref_type="customer",
         ref_id=merged_id,
