@@ -119,3 +119,5 @@ def test_cohorts_of_a_segment(db: Database, shop: list[int], page_as, api) -> No
     assert [(c["month"], c["size"]) for c in both.json()["cohorts"]] == [("2026-02", 1)]
     missing = api.get("/api/v1/analytics/cohorts", params={"segment_id": 10**6})
     assert missing.status_code == 404 and missing.json()["error"] == "segment_not_found"
+    stale = client.get("/analytics/cohorts?months=36&segment_id=999999").text
+    assert "そのセグメントは存在しません" in stale and 'data-cohort="2026-02"' in stale  # everyone, said so

@@ -124,6 +124,10 @@ def cohorts_page(request: Request, db: DB, user: Reader) -> Response:
         "months": months,
         "segments": segments.list_segments(db, limit=SEGMENT_CHOICES).items,
         "segment_id": segment_id,
+        # a stale link or bookmark to a deleted segment: say so rather than silently count everyone
+        "error": "That segment does not exist (any more): all customers are shown."
+        if request.query_params.get("segment_id") and segment_id is None
+        else None,
         "heat": _json(heat),
         "currency": base_currency(),
     }
