@@ -111,25 +111,26 @@ def _survival_integral(s: float, y: FloatArray) -> FloatArray:
 
 
 class _Data(NamedTuple):
-    """Customers, plus the distinct (x, T) and (x, t_x) pairs that the tail integrals depend on."""
+    """Customers as indexes into what their likelihood depends on: their frequency x, and the distinct (x, u)
+    pairs for u = T (the alive term and one tail integral) and u = t_x (the other tail integral). Distinct
+    pairs are ~7x fewer than customers, so the costly terms are computed once per pair and gathered."""
 
-    x: FloatArray
-    T: FloatArray
     w: FloatArray
-    at_T: tuple[FloatArray, FloatArray, NDArray[np.intp]]
-    at_tx: tuple[FloatArray, FloatArray, NDArray[np.intp]]
+    x: FloatArray  # distinct frequencies
+    i_x: NDArray[np.intp]  # per customer: its frequency's index in x
+    pair_x: FloatArray  # distinct (x, u) pairs over both u = T and u = t_x
+    pair_u: FloatArray
+    i_T: NDArray[np.intp]  # per customer: index of (x, T) in the pairs
+    i_tx: NDArray[np.intp]  # per customer: index of (x, t_x) in the pairs
 
     @classmethod
     def of(cls, x: FloatArray, t_x: FloatArray, T: FloatArray, w: FloatArray) -> "_Data":
-        return cls(x, T, w, _pairs(x, T), _pairs(x, t_x))
-
-
-def _pairs(x: FloatArray, u: FloatArray) -> tuple[FloatArray, FloatArray, NDArray[np.intp]]:
-    """Distinct (x, u) pairs and, per row, the index of its pair."""
-    (ux, ix), (uu, iu) = np.unique(x, return_inverse=True), np.unique(u, return_inverse=True)
-    keys, inverse = np.unique(ix.astype(np.int64) * uu.size + iu, return_inverse=True)
-    k_x, k_u = np.divmod(keys, uu.size)
-    return ux[k_x], uu[k_u], inverse
+        n = x.size
+        ux, i_x = np.unique(x, return_inverse=True)
+        uu, i_u = np.unique(np.concatenate([T, t_x]), return_inverse=True)
+        keys, inverse = np.unique(np.tile(i_x.astype(np.int64), 2) * uu.size + i_u, return_inverse=True)
+        k_x, k_u = np.divmod(keys, uu.size)
+        return cls(w, ux, i_x, ux[k_x], uu[k_u], inverse[:n], inverse[n:])
 
 
 def _log_lik(p: tuple[float, ...] | FloatArray, data: _Data) -> FloatArray:
@@ -137,19 +138,18 @@ def _log_lik(p: tuple[float, ...] | FloatArray, data: _Data) -> FloatArray:
     r, alpha, s, beta = (float(v) for v in p)
     alive, died = _alive_and_died(p, data)
     head = gammaln(r + data.x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
-    return np.asarray(head + np.logaddexp(alive, died), dtype=np.float64)
+    return np.asarray(head[data.i_x] + np.logaddexp(alive, died), dtype=np.float64)
 
 
 def _alive_and_died(p: tuple[float, ...] | FloatArray, data: _Data) -> tuple[FloatArray, FloatArray]:
     """Logs of the two likelihood terms (common factor removed): still alive at T, and died in (t_x, T]."""
     r, alpha, s, beta = (float(v) for v in p)
-    alive = -(r + data.x) * np.log(alpha + data.T) - s * np.log(beta + data.T)
+    x, u = data.pair_x, data.pair_u
+    alive = (-(r + x) * np.log(alpha + u) - s * np.log(beta + u))[data.i_T]
     # Died at tau in (t_x, T]: s * integral of (alpha+tau)^-(r+x) (beta+tau)^-(s+1), as F(t_x) - F(T).
-    # F depends on (x, u) only, and distinct pairs are ~20x fewer than customer triples.
-    (x_tx, u_tx, i_tx), (x_T, u_T, i_T) = data.at_tx, data.at_T
-    log_f_tx = _log_tail(r, alpha, s, beta, x_tx, u_tx)[i_tx]
-    log_f_T = _log_tail(r, alpha, s, beta, x_T, u_T)[i_T]
-    gap = np.minimum(log_f_T - log_f_tx, 0.0)  # F decreases; clip rounding noise when t_x == T
+    log_f = _log_tail(r, alpha, s, beta, x, u)
+    log_f_tx = log_f[data.i_tx]
+    gap = np.minimum(log_f[data.i_T] - log_f_tx, 0.0)  # F decreases; clip rounding noise when t_x == T
     with np.errstate(divide="ignore"):
         died = np.log(s) + log_f_tx + np.log(-np.expm1(gap))
     return alive, died
