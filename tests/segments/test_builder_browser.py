@@ -23,6 +23,14 @@ def _login(page: Page, base: str, email: str) -> None:
     page.wait_for_url(re.compile(r".*/customers.*"))
 
 
+def _settled(page: Page) -> None:
+    """Wait until htmx has swapped in and wired up the new tree: a change fired at an element htmx has not
+    processed yet sends no request (the test raced it on a quiet machine; a person cannot)."""
+    page.wait_for_function(
+        "!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
+    )
+
+
 def test_build_a_segment_without_reloading(page: Page, live_server: str, db: Database, settings) -> None:  # type: ignore[no-untyped-def]
     with db.session() as s:
         make_people(s)
@@ -37,8 +45,10 @@ def test_build_a_segment_without_reloading(page: Page, live_server: str, db: Dat
     expect(page.get_by_test_id("live-count")).to_have_text("3")
     page.get_by_role("button", name="+ Condition").first.click()
     expect(page.locator("[data-testid=condition]")).to_have_count(2)
+    _settled(page)
     page.select_option("select[name='c:1:field']", "age")
     expect(page.locator("select[name='c:1:operator']")).to_have_value("eq")
+    _settled(page)
     page.select_option("select[name='c:1:operator']", "between")
     page.fill("input[name='c:1:value0']", "60")
     page.fill("input[name='c:1:value1']", "30")

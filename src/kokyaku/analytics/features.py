@@ -10,30 +10,19 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 
 from kokyaku.analytics.models.summary import UNIT_DAYS, Unit
 from kokyaku.commerce.metrics import base_currency
 from kokyaku.commerce.models import VOID_STATUSES
 from kokyaku.config import get_settings
+from kokyaku.db import UTCDateTime
 from kokyaku.kit.money import minor_to_major
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 EPOCH = date(1970, 1, 1)
-# One row of PostgreSQL's binary COPY of three bigint columns: the field count, then length and value of each.
-_COPY_ROW = np.dtype(
-    [
-        ("fields", ">i2"),
-        ("customer_length", ">i4"),
-        ("customer", ">i8"),
-        ("seconds_length", ">i4"),
-        ("seconds", ">i8"),
-        ("total_length", ">i4"),
-        ("total", ">i8"),
-    ]
-)
 
 
 @dataclass(frozen=True)
@@ -100,7 +89,7 @@ class OrderHistory:
     The orders are read once, one row each (customer, local day, total), and summarised in numpy for every
     feature date. SQLite would otherwise sort every order through a temporary B-tree for the GROUP BY on a
     computed day, once per feature date: about five times slower on 10M orders. PostgreSQL hash-aggregates
-    well, but twice (full and calibration period) cost more than one binary COPY of the orders."""
+    well, but twice (full and calibration period) cost more than shipping the orders once."""
 
     def __init__(
         self, session: Session, *, until: date, tz: str | None = None, currency: str | None = None
@@ -144,31 +133,36 @@ class OrderHistory:
         return np.concatenate(parts) if parts else np.zeros((0, 3), dtype=np.int64)
 
     def _read_orders_postgres(self) -> IntArray:
-        """Every counted order as rows (customer, unix seconds, total), through a binary COPY.
+        """Every counted order as rows (customer, unix seconds, total), packed by the server.
 
-        Three bigint columns make every row the same 38 bytes (a field count, then a length and 8 big-endian
-        bytes per column), so numpy reads the stream as an array without a Python object per row."""
-        raw = self.session.connection().connection.driver_connection
-        sql = (
-            "COPY (SELECT customer_id::bigint, floor(extract(epoch FROM ordered_at))::bigint, total::bigint "
-            "FROM orders WHERE ordered_at < %s AND status <> ALL(%s) AND currency = %s) "
-            "TO STDOUT (FORMAT BINARY)"
-        )
-        params = (self.end.replace(tzinfo=None), list(VOID_STATUSES), self.currency)
-        chunks: list[bytes] = []
-        with raw.cursor() as cur, cur.copy(sql, params) as copy:  # type: ignore[union-attr]
-            chunks.extend(bytes(chunk) for chunk in copy)
-        stream = b"".join(chunks)
-        header = 19 + int.from_bytes(stream[15:19], "big")  # signature, flags, header extension
-        rows = (len(stream) - header - 2) // _COPY_ROW.itemsize  # 2: the trailer
-        table = np.frombuffer(stream, dtype=_COPY_ROW, count=rows, offset=header)
-        return np.stack([table["customer"], table["seconds"], table["total"]], axis=1).astype(np.int64)
+        PostgreSQL packs each order as 24 bytes (three big-endian bigints) and concatenates them per block
+        of customer ids, so a few dozen byte strings cross the wire instead of ten million rows: a COPY
+        spends ~1 µs of client CPU per row just receiving it, this ~0.1 µs."""
+        sql = text(
+            """
+            SELECT string_agg(
+                int8send(customer_id::bigint)
+                || int8send(floor(extract(epoch FROM ordered_at))::bigint)
+                || int8send(total::bigint),
+                ''::bytea)
+            FROM orders
+            WHERE ordered_at < :end AND status NOT IN :void AND currency = :currency
+            GROUP BY customer_id / :block
+            """
+        ).bindparams(bindparam("end", type_=UTCDateTime), bindparam("void", expanding=True))
+        raise_work_mem(self.session)
+        params = {"end": self.end, "void": list(VOID_STATUSES), "currency": self.currency, "block": 20_000}
+        parts = [np.frombuffer(packed, dtype=">i8") for (packed,) in self.session.execute(sql, params)]
+        return np.concatenate(parts).reshape(-1, 3).astype(np.int64) if parts else np.zeros((0, 3), np.int64)
 
     def _sorted(self, table: IntArray) -> tuple[IntArray, IntArray, IntArray]:
         """(customer, local day, total) sorted by customer and day."""
         # Floor division gives the local calendar day exactly (both readers drop fractions of a second).
         day = (table[:, 1] + self.offset * 60) // 86_400
-        order = np.lexsort((day, table[:, 0]))
+        if not day.size:
+            return table[:, 0], day, table[:, 2]
+        # One integer key sorts four times faster than a two-key lexsort; days fit in 20 bits by far.
+        order = np.argsort((table[:, 0] << 20) | (day - day.min()))
         return table[order, 0], day[order], table[order, 2]
 
 

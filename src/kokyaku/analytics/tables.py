@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Index, String
+from sqlalchemy import BigInteger, Float, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kokyaku.db import Base, UTCDateTime
@@ -14,10 +14,9 @@ class CustomerScore(Base):
     """One row per customer with counted orders: model predictions as of `scored_at`."""
 
     __tablename__ = "customer_scores"
-    __table_args__ = (
-        Index("ix_customer_scores_p_alive", "p_alive"),
-        Index("ix_customer_scores_clv_12m", "clv_12m"),
-    )
+    # No secondary index: every scoring run rewrites every row, and without one PostgreSQL updates rows within
+    # their page (fillfactor 70, set by the migration) instead of adding index entries. Segment conditions on
+    # scores scan the table, ~1M rows of fixed-width columns.
 
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
     p_alive: Mapped[float] = mapped_column(Float)  # probability the customer is still active, 0..1

@@ -1,5 +1,6 @@
 """The fast way to write many rows: ids reserved up front, then DB-API executemany of tuples on SQLite and
-COPY on PostgreSQL (a core insert elsewhere).
+COPY on PostgreSQL (a core insert elsewhere); upserts by key the same way, through a temporary table on
+PostgreSQL.
 
 Values must already be in the database's form: `db_formats` gives the functions that put an aware datetime
 and a JSON object in the form SQLAlchemy itself would store, so rows written here read back exactly like rows
@@ -8,9 +9,10 @@ written through the ORM."""
 import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from itertools import count
 from typing import Any
 
-from sqlalchemy import Table, func, insert, select, text
+from sqlalchemy import Table, delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
 
@@ -66,3 +68,46 @@ def insert_tuples(
                 copy.write_row(row)
     else:
         session.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
+
+
+_temp_names = count(1)
+
+
+def upsert(
+    session: Session, table: Table, key: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Insert rows, or update the row with the same `key` (tuples in `columns` order, values as `db_formats`
+    makes them). An update keeps the key, so it needs no foreign-key check, unlike a delete and re-insert."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    names = ", ".join(columns)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != key)
+    if dialect == "sqlite":
+        sql = (
+            f"INSERT INTO {table.name} ({names}) VALUES ({', '.join('?' for _ in columns)}) "
+            f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+        )
+        session.connection().exec_driver_sql(sql, list(rows))
+    elif dialect == "postgresql":
+        temp = f"tmp_{table.name}_{next(_temp_names)}"
+        cursor = session.connection().connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute(f"CREATE TEMP TABLE {temp} (LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DROP")
+        with cursor.copy(f"COPY {temp} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(
+            f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {temp} "
+            f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+        )
+        cursor.execute(f"DROP TABLE {temp}")
+    else:
+        delete_keys(session, table, key, [row[columns.index(key)] for row in rows])
+        insert_tuples(session, table, columns, rows)
+
+
+def delete_keys(session: Session, table: Table, key: str, keys: Sequence[int]) -> None:
+    """Delete the rows whose `key` is one of `keys`, in chunks the databases' parameter limits allow."""
+    column = table.c[key]
+    for start in range(0, len(keys), 10_000):
+        session.execute(delete(table).where(column.in_([int(k) for k in keys[start : start + 10_000]])))

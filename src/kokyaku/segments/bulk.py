@@ -1,21 +1,13 @@
-"""Bulk reads and writes for the recomputation: millions of rows in seconds.
-
-Each write has one fast path per database behind one function, with the portable SQLAlchemy path beside it:
-SQLite takes a raw executemany of an INSERT ... ON CONFLICT; PostgreSQL takes COPY into a temporary table and
-one INSERT ... SELECT ... ON CONFLICT.
-"""
+"""Bulk reads for the recomputation (a million rows as numpy arrays in a second) and its locks; the writes go
+through kokyaku.kit.bulk."""
 
 from collections.abc import Sequence
 from datetime import datetime
-from itertools import count
 from typing import Any
 
 import numpy as np
-from sqlalchemy import String, cast, delete, insert, text
+from sqlalchemy import String, cast, text
 from sqlalchemy.orm import Session
-
-BATCH = 50_000
-_temp_names = count(1)
 
 
 def dialect(session: Session) -> str:
@@ -46,87 +38,6 @@ def db_to_us(values: Sequence[str | None]) -> np.ndarray:
 def datetime_text(column: Any) -> Any:
     """A datetime column read as text, so that a million values parse in numpy instead of one by one."""
     return cast(column, String)
-
-
-def upsert(session: Session, table: Any, key: str, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
-    """Insert rows, or replace the row with the same `key` (rows are tuples in `columns` order)."""
-    if not rows:
-        return
-    name = dialect(session)
-    if name == "sqlite":
-        _sqlite_upsert(session, table, key, columns, rows)
-    elif name == "postgresql":
-        _postgres_write(session, table, key, columns, rows)
-    else:
-        _portable_upsert(session, table, key, columns, rows)
-
-
-def insert_rows(session: Session, table: Any, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
-    """Append rows (tuples in `columns` order)."""
-    if not rows:
-        return
-    name = dialect(session)
-    if name == "sqlite":
-        sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
-        for start in range(0, len(rows), BATCH):
-            session.connection().exec_driver_sql(sql, rows[start : start + BATCH])
-    elif name == "postgresql":
-        _postgres_write(session, table, None, columns, rows)
-    else:
-        for start in range(0, len(rows), BATCH):
-            session.execute(
-                insert(table), [dict(zip(columns, r, strict=True)) for r in rows[start : start + BATCH]]
-            )
-
-
-def delete_keys(session: Session, table: Any, key: str, keys: Sequence[int]) -> None:
-    column = table.c[key]
-    for start in range(0, len(keys), 10_000):
-        session.execute(delete(table).where(column.in_([int(k) for k in keys[start : start + 10_000]])))
-
-
-def _sqlite_upsert(
-    session: Session, table: Any, key: str, columns: list[str], rows: list[tuple[Any, ...]]
-) -> None:
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != key)
-    sql = (
-        f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "
-        f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
-    )
-    conn = session.connection()
-    for start in range(0, len(rows), BATCH):
-        conn.exec_driver_sql(sql, rows[start : start + BATCH])
-
-
-def _postgres_write(
-    session: Session, table: Any, key: str | None, columns: list[str], rows: list[tuple[Any, ...]]
-) -> None:
-    """COPY into a temporary table, then one INSERT ... SELECT (with ON CONFLICT when upserting)."""
-    raw = session.connection().connection.driver_connection
-    temp = f"tmp_{table.name}_{next(_temp_names)}"
-    cols = ", ".join(columns)
-    with raw.cursor() as cur:  # type: ignore[union-attr]
-        cur.execute(f"CREATE TEMP TABLE {temp} (LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DROP")
-        with cur.copy(f"COPY {temp} ({cols}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        conflict = ""
-        if key is not None:
-            updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != key)
-            conflict = f" ON CONFLICT ({key}) DO UPDATE SET {updates}"
-        cur.execute(f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM {temp}{conflict}")
-        cur.execute(f"DROP TABLE {temp}")
-
-
-def _portable_upsert(
-    session: Session, table: Any, key: str, columns: list[str], rows: list[tuple[Any, ...]]
-) -> None:
-    position = columns.index(key)
-    delete_keys(session, table, key, [r[position] for r in rows])
-    for start in range(0, len(rows), BATCH):
-        session.execute(
-            insert(table), [dict(zip(columns, r, strict=True)) for r in rows[start : start + BATCH]]
-        )
 
 
 def lock(session: Session, name: str) -> None:

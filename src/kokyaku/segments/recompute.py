@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from kokyaku.commerce.models import CustomerMetrics
 from kokyaku.customers.models import Customer
 from kokyaku.db import utcnow
+from kokyaku.kit.bulk import delete_keys, insert_tuples, upsert
 from kokyaku.segments import bulk, lifecycle, rfm
 from kokyaku.segments.lifecycle import ALIVE_SOURCES, DAY_US, LEAD, STAGES, LifecycleRules
 from kokyaku.segments.models import CustomerLifecycle, CustomerRfm, LifecycleChange, RecomputeRun
@@ -129,7 +130,7 @@ def _write_rfm(session: Session, ids: np.ndarray, scores: rfm.RfmResult, now: da
         changed |= (old_r[pos] != scores.r) | (old_f[pos] != scores.f) | (old_m[pos] != scores.m)
         changed |= old_seg[pos] != scores.segment
         gone = old_ids[~np.isin(old_ids, ids, assume_unique=True)]
-        bulk.delete_keys(session, t.__table__, "customer_id", gone.tolist())
+        delete_keys(session, t.__table__, "customer_id", gone.tolist())
     idx = np.flatnonzero(changed)
     stamp = bulk.db_datetime(now)
     names = [RFM_SEGMENTS[c] for c in scores.segment[idx].tolist()]
@@ -145,7 +146,7 @@ def _write_rfm(session: Session, ids: np.ndarray, scores: rfm.RfmResult, now: da
         )
     )
     cols_out = ["customer_id", "r", "f", "m", "segment", "computed_at"]
-    bulk.upsert(session, t.__table__, "customer_id", cols_out, rows)
+    upsert(session, t.__table__, "customer_id", cols_out, rows)
     return len(rows)
 
 
@@ -207,16 +208,16 @@ def _write_lifecycle(
     id_list = change_ids.tolist()
     to_names = [STAGES[c] for c in change_to.tolist()]
     from_names = [STAGES[c] for c in change_from.tolist()]
-    bulk.upsert(
+    upsert(
         session,
         t.__table__,
         "customer_id",
         ["customer_id", "stage", "since", "computed_at"],
         list(zip(id_list, to_names, at_text, [stamp] * len(id_list), strict=True)),
     )
-    bulk.insert_rows(
+    insert_tuples(
         session,
-        LifecycleChange.__table__,
+        LifecycleChange.__table__,  # type: ignore[arg-type]
         ["customer_id", "stage", "from_stage", "changed_at"],
         list(zip(id_list, to_names, from_names, at_text, strict=True)),
     )

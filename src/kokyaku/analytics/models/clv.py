@@ -27,11 +27,11 @@ def clv(
         raise ValueError("months must be >= 0 and monthly_discount > -1")
     xa, ta, Ta, ma = (np.asarray(v, dtype=np.float64) for v in np.broadcast_arrays(x, t_x, T, m))
     month = _DAYS_PER_MONTH / UNIT_DAYS[unit]
-    value = np.zeros(xa.shape)
-    previous = np.zeros(xa.shape)
-    for i in range(1, months + 1):
-        # Purchases in month i are the increase of the cumulative expectation; discounted at month end.
-        cumulative = model.expected_purchases(i * month, xa, ta, Ta)
-        value += (cumulative - previous) / (1 + monthly_discount) ** i
-        previous = cumulative
+    # All month ends in one call, as a leading axis: purchases in month i are the increase of the cumulative
+    # expectation, discounted at the month's end.
+    ends = np.arange(1, months + 1, dtype=np.float64).reshape((months,) + (1,) * xa.ndim) * month
+    cumulative = model.expected_purchases(ends, xa, ta, Ta)
+    in_month = np.diff(cumulative, axis=0, prepend=0.0)
+    discount = (1 + monthly_discount) ** -np.arange(1, months + 1, dtype=np.float64)
+    value = np.einsum("m,m...->...", discount, in_month)  # einsum: no BLAS thread hand-off
     return np.asarray(value * spend.conditional_expected_spend(xa, ma), dtype=np.float64)

@@ -86,10 +86,12 @@ class ParetoNBD:
 
     def expected_purchases(self, t: ArrayLike, x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> FloatArray:
         """Expected repeat purchases in (T, T + t] given the customer's history."""
-        ta_, xa, ta, Ta = (np.asarray(v, dtype=np.float64) for v in np.broadcast_arrays(t, x, t_x, T))
+        # P(alive) does not depend on t: computed once per customer however many horizons t holds.
+        alive = self.probability_alive(x, t_x, T)
+        ta, xa, Ta = (np.asarray(v, dtype=np.float64) for v in (t, x, T))
         r, alpha, s, beta = self._p
-        rate = (r + xa) / (alpha + Ta) * (beta + Ta) * _survival_integral(s, ta_ / (beta + Ta))
-        return np.asarray(rate * self.probability_alive(xa, ta, Ta), dtype=np.float64)
+        rate = (r + xa) / (alpha + Ta) * (beta + Ta) * _survival_integral(s, ta / (beta + Ta))
+        return np.asarray(rate * alive, dtype=np.float64)
 
     def expected_purchases_new(self, t: ArrayLike) -> FloatArray:
         """Expected repeat purchases of a new customer in their first t units."""
