@@ -150,11 +150,11 @@ def test_bgnbd_gradient_matches_finite_differences(data: list[tuple[float, float
 )
 def test_gammagamma_gradient_matches_finite_differences(data: list[tuple[int, float]], p: tuple) -> None:
     x, m = (np.array(col, dtype=float) for col in zip(*data, strict=True))
-    w = np.ones_like(x)
+    prepared = gammagamma._Spends.of(x, m, np.ones_like(x))
     params = np.array(p)
-    ll, grad = gammagamma._ll_grad(params, x, m, w)
+    ll, grad = gammagamma._ll_grad(params, prepared)
     assert np.isfinite(ll) and np.isfinite(grad).all()
-    numeric = _fd_grad(lambda th: gammagamma._ll_grad(np.exp(th), x, m, w)[0], params)
+    numeric = _fd_grad(lambda th: gammagamma._ll_grad(np.exp(th), prepared)[0], params)
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-9 * _magnitude(x, p))
 
 

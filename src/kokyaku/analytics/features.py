@@ -23,6 +23,8 @@ from kokyaku.kit.money import minor_to_major
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 EPOCH = date(1970, 1, 1)
+# An order as PostgreSQL packs it for OrderHistory: customer id, local day, total.
+_PACKED_ORDER = np.dtype([("customer", ">i8"), ("day", ">i4"), ("total", ">i8")])
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,7 @@ class OrderHistory:
         return _summarise(customer[keep], day[keep], spend[keep], until, self.currency)
 
     def _read_orders_sqlite(self) -> IntArray:
-        """Every counted order as rows (customer, unix seconds, total)."""
+        """Every counted order as rows (customer, local day, total)."""
         void = list(VOID_STATUSES)
         sql = (
             "SELECT customer_id, unixepoch(ordered_at), total FROM orders WHERE +ordered_at < ? "
@@ -130,21 +132,23 @@ class OrderHistory:
             for rows in iter(lambda: cursor.fetchmany(200_000), [])
         ]
         cursor.close()
-        return np.concatenate(parts) if parts else np.zeros((0, 3), dtype=np.int64)
+        table = np.concatenate(parts) if parts else np.zeros((0, 3), dtype=np.int64)
+        # unixepoch() drops fractions of a second, so floor division gives the local calendar day exactly.
+        table[:, 1] = (table[:, 1] + self.offset * 60) // 86_400
+        return table
 
     def _read_orders_postgres(self) -> IntArray:
-        """Every counted order as rows (customer, unix seconds, total), packed by the server.
+        """Every counted order as rows (customer, local day, total), packed by the server.
 
-        PostgreSQL packs each order as 24 bytes (three big-endian bigints) and concatenates them per block
-        of customer ids, so a few dozen byte strings cross the wire instead of ten million rows: a COPY
+        PostgreSQL packs each order as 20 bytes (big-endian bigint, int, bigint) and concatenates them per
+        block of customer ids, so a few dozen byte strings cross the wire instead of ten million rows: a COPY
         spends ~1 µs of client CPU per row just receiving it, this ~0.1 µs."""
+        day = day_number_sql("postgresql", "ordered_at", self.offset)
         sql = text(
-            """
+            f"""
             SELECT string_agg(
-                int8send(customer_id::bigint)
-                || int8send(floor(extract(epoch FROM ordered_at))::bigint)
-                || int8send(total::bigint),
-                ''::bytea)
+                int8send(customer_id::bigint) || int4send({day}) || int8send(total::bigint), ''::bytea
+            )
             FROM orders
             WHERE ordered_at < :end AND status NOT IN :void AND currency = :currency
             GROUP BY customer_id / :block
@@ -152,18 +156,20 @@ class OrderHistory:
         ).bindparams(bindparam("end", type_=UTCDateTime), bindparam("void", expanding=True))
         raise_work_mem(self.session)
         params = {"end": self.end, "void": list(VOID_STATUSES), "currency": self.currency, "block": 20_000}
-        parts = [np.frombuffer(packed, dtype=">i8") for (packed,) in self.session.execute(sql, params)]
-        return np.concatenate(parts).reshape(-1, 3).astype(np.int64) if parts else np.zeros((0, 3), np.int64)
+        parts = [
+            np.frombuffer(packed, dtype=_PACKED_ORDER) for (packed,) in self.session.execute(sql, params)
+        ]
+        packed = np.concatenate(parts) if parts else np.zeros(0, dtype=_PACKED_ORDER)
+        return np.stack([packed["customer"], packed["day"], packed["total"]], axis=1).astype(np.int64)
 
     def _sorted(self, table: IntArray) -> tuple[IntArray, IntArray, IntArray]:
         """(customer, local day, total) sorted by customer and day."""
-        # Floor division gives the local calendar day exactly (both readers drop fractions of a second).
-        day = (table[:, 1] + self.offset * 60) // 86_400
+        customer, day = table[:, 0], table[:, 1]
         if not day.size:
-            return table[:, 0], day, table[:, 2]
+            return customer, day, table[:, 2]
         # One integer key sorts four times faster than a two-key lexsort; days fit in 20 bits by far.
-        order = np.argsort((table[:, 0] << 20) | (day - day.min()))
-        return table[order, 0], day[order], table[order, 2]
+        order = np.argsort((customer << 20) | (day - day.min()))
+        return customer[order], day[order], table[order, 2]
 
 
 def _summarise(customer: IntArray, day: IntArray, spend: IntArray, until: date, currency: str) -> Features:

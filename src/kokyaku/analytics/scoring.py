@@ -65,21 +65,24 @@ def _rfm(f: Features) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return f.frequency.astype(np.float64), f.recency(UNIT), f.age(UNIT)
 
 
-def holdout_errors(history: OrderHistory, full: Features) -> dict[str, float]:
+def holdout_errors(
+    history: OrderHistory, full: Features
+) -> tuple[dict[str, float], dict[str, tuple[float, ...]]]:
     """Per-customer mean absolute error of each model's holdout purchases, fitted on the first 75%.
 
     Above HOLDOUT_SAMPLE customers a fixed random sample is used: choosing needs only the difference of two
     mean errors, which that many customers pin down, and it spares the slow Pareto/NBD fit most of its
-    time (the chosen model is then fitted on everyone)."""
+    time (the chosen model is then fitted on everyone, starting from the parameters fitted here, which are
+    returned beside the errors)."""
     start = int(full.first_day.min())
     span = full.end_day - start
     holdout_days = int(round(span * HOLDOUT_SHARE))
     if holdout_days < MIN_HOLDOUT_DAYS:
-        return {}
+        return {}, {}
     calib_end = date(1970, 1, 1) + timedelta(days=full.end_day - holdout_days)
     calib = history.features(calib_end)
     if calib.customer_id.size == 0:
-        return {}
+        return {}, {}
     at = np.searchsorted(full.customer_id, calib.customer_id)
     actual = (full.frequency[at] - calib.frequency).astype(np.float64)
     x, t_x, T = _rfm(calib)
@@ -87,6 +90,7 @@ def holdout_errors(history: OrderHistory, full: Features) -> dict[str, float]:
         pick = np.sort(np.random.default_rng(0).choice(x.size, HOLDOUT_SAMPLE, replace=False))
         x, t_x, T, actual = x[pick], t_x[pick], T[pick], actual[pick]
     errors: dict[str, float] = {}
+    params: dict[str, tuple[float, ...]] = {}
     for name, cls in MODELS.items():
         try:
             fitted = cls.fit(x, t_x, T)
@@ -94,19 +98,20 @@ def holdout_errors(history: OrderHistory, full: Features) -> dict[str, float]:
             continue
         predicted = fitted.expected_purchases(holdout_days / WEEK, x, t_x, T)
         errors[name] = float(np.mean(np.abs(predicted - actual)))
-    return errors
+        params[name] = tuple(fitted.params.values())
+    return errors, params
 
 
 def _choose(history: OrderHistory, full: Features) -> tuple[str, BGNBD | ParetoNBD, dict[str, float], str]:
     """The model with the smaller holdout error, refitted on everything; BG/NBD first without a holdout."""
-    errors = holdout_errors(history, full)
+    errors, starts = holdout_errors(history, full)
     order = sorted(errors, key=errors.__getitem__) if errors else list(MODELS)
     selection = "holdout" if errors else "no holdout"
     x, t_x, T = _rfm(full)
     failures: list[str] = []
     for name in order + [n for n in MODELS if n not in order]:
         try:
-            return name, MODELS[name].fit(x, t_x, T), errors, selection
+            return name, MODELS[name].fit(x, t_x, T, start=starts.get(name)), errors, selection
         except FitError as exc:
             failures.append(str(exc))
     raise FitError(model="BG/NBD and Pareto/NBD", reason="; ".join(failures))

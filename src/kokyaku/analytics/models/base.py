@@ -25,6 +25,7 @@ _GRAD_ACCEPT = 1e-5
 # and a 100-customer sample of it stays under 1.3.
 MAX_LOG_SE = 3.0
 _HESS_STEP = 1e-4
+_VALUE_HESS_STEP = 1e-3
 
 
 class FitError(KokyakuError):
@@ -79,11 +80,15 @@ def maximise(
     *,
     n: float,
     gtol: float = 1e-9,
+    values: Callable[[list[FloatArray]], list[float]] | None = None,
 ) -> FloatArray:
-    """Maximise a log-likelihood (objective: mean negative, over n customers) in log-parameters, or raise."""
+    """Maximise a log-likelihood (objective: mean negative, over n customers) in log-parameters, or raise.
+
+    `values`, when given, evaluates the objective alone at several points: a model whose gradient costs many
+    evaluations passes it so that the standard errors come from 15 values instead of 5 gradients."""
     x0 = np.clip(np.log(np.asarray(start, dtype=np.float64)), -LOG_BOUND + 1, LOG_BOUND - 1)
     with _one_blas_thread():
-        res, se = _optimise(neg_mean_ll, x0, n, gtol)
+        res, se = _optimise(neg_mean_ll, x0, n, gtol, values)
     if not np.isfinite(res.fun) or not np.isfinite(res.x).all():
         raise FitError(model=model, reason="the likelihood is not finite at the optimum")
     fenced = [name for name, v in zip(names, res.x, strict=True) if abs(v) > LOG_BOUND - _FENCE]
@@ -114,7 +119,11 @@ def maximise(
 
 
 def _optimise(
-    neg_mean_ll: Callable[[FloatArray], tuple[float, FloatArray]], x0: FloatArray, n: float, gtol: float
+    neg_mean_ll: Callable[[FloatArray], tuple[float, FloatArray]],
+    x0: FloatArray,
+    n: float,
+    gtol: float,
+    values: Callable[[list[FloatArray]], list[float]] | None,
 ) -> tuple[OptimizeResult, FloatArray]:
     """Run L-BFGS-B in log-parameter space; return its result and the log-parameters' standard errors."""
     with np.errstate(all="ignore"):
@@ -129,7 +138,8 @@ def _optimise(
         )
     if not np.isfinite(res.fun) or not np.isfinite(res.x).all():
         return res, np.full(x0.size, np.inf)
-    return res, _log_standard_errors(neg_mean_ll, res.x, n)
+    hessian = _hessian_of_values(values, res.x) if values else _hessian_of_gradients(neg_mean_ll, res.x)
+    return res, _log_standard_errors(hessian * n)
 
 
 def _one_blas_thread() -> AbstractContextManager[object]:
@@ -144,23 +154,49 @@ def _one_blas_thread() -> AbstractContextManager[object]:
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _log_standard_errors(
-    neg_mean_ll: Callable[[FloatArray], tuple[float, FloatArray]], theta: FloatArray, n: float
+def _hessian_of_gradients(
+    neg_mean_ll: Callable[[FloatArray], tuple[float, FloatArray]], theta: FloatArray
 ) -> FloatArray:
-    """Standard errors of the log-parameters from the observed information; inf where it is not positive."""
-    # Forward differences of the gradient: accurate to ~1e-4 relative, plenty for a threshold check.
+    """Forward differences of the gradient: accurate to ~1e-4 relative, plenty for a threshold check."""
     eye = np.eye(theta.size) * _HESS_STEP
     with np.errstate(all="ignore"):
         g0 = neg_mean_ll(theta)[1]
-        rows = [(neg_mean_ll(theta + e)[1] - g0) / _HESS_STEP for e in eye]
-    hess = np.asarray(rows) * n
+        return np.asarray([(neg_mean_ll(theta + e)[1] - g0) / _HESS_STEP for e in eye])
+
+
+def _hessian_of_values(values: Callable[[list[FloatArray]], list[float]], theta: FloatArray) -> FloatArray:
+    """Second differences of the objective: f(x +- h e_i) for the diagonal, f(x + h e_i + h e_j) for the rest;
+    1 + 2k + k(k-1)/2 values (15 for four parameters). The step is larger than for gradients because second
+    differences divide rounding noise by h^2."""
+    h, k = _VALUE_HESS_STEP, theta.size
+    eye = np.eye(k) * h
+    pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
+    with np.errstate(all="ignore"):
+        f = values(
+            [
+                theta,
+                *(theta + e for e in eye),
+                *(theta - e for e in eye),
+                *(theta + eye[i] + eye[j] for i, j in pairs),
+            ]
+        )
+    f0, up, down, both = f[0], f[1 : k + 1], f[k + 1 : 2 * k + 1], f[2 * k + 1 :]
+    hess = np.diag([(up[i] - 2 * f0 + down[i]) / h**2 for i in range(k)])
+    for (i, j), value in zip(pairs, both, strict=True):
+        hess[i, j] = hess[j, i] = (value - up[i] - up[j] + f0) / h**2
+    return hess
+
+
+def _log_standard_errors(hess: FloatArray) -> FloatArray:
+    """Standard errors of the log-parameters from the observed information (the Hessian of the total negative
+    log-likelihood); inf where it is not positive definite."""
     hess = (hess + hess.T) / 2
     if not np.isfinite(hess).all():
-        return np.full(theta.size, np.inf)
+        return np.full(hess.shape[0], np.inf)
     try:
         np.linalg.cholesky(hess)
     except np.linalg.LinAlgError:
-        return np.full(theta.size, np.inf)
+        return np.full(hess.shape[0], np.inf)
     return np.sqrt(np.diag(np.linalg.inv(hess)))
 
 

@@ -1,5 +1,6 @@
 """BG/NBD repeat-purchase model (Fader, Hardie & Lee 2005, "Counting your customers the easy way")."""
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
@@ -24,8 +25,12 @@ class BGNBD:
     b: float
 
     @classmethod
-    def fit(cls, x: ArrayLike, t_x: ArrayLike, T: ArrayLike, weights: ArrayLike | None = None) -> "BGNBD":
-        """Maximum likelihood fit on (frequency, recency, age), optionally weighted."""
+    def fit(
+        cls, x: ArrayLike, t_x: ArrayLike, T: ArrayLike, weights: ArrayLike | None = None,
+        start: Sequence[float] | None = None,
+    ) -> "BGNBD":  # fmt: skip
+        """Maximum likelihood fit on (frequency, recency, age), optionally weighted; `start` is a first guess
+        of the parameters (e.g. a fit on a sample or an earlier period), which saves iterations."""
         xa, ta, Ta, wa = compress(*as_rfm(x, t_x, T, weights))
         check_rfm("BG/NBD", xa, ta, Ta, wa)
         if not (xa > 0).any():
@@ -38,7 +43,7 @@ class BGNBD:
             # d/dlog(p) = p * d/dp; dividing by the customer count keeps the scale independent of data size.
             return -ll / total, -grad * np.exp(theta) / total
 
-        start = (1.0, max(float(np.average(Ta, weights=wa)), 1e-3), 1.0, 1.0)
+        start = start or (1.0, max(float(np.average(Ta, weights=wa)), 1e-3), 1.0, 1.0)
         return cls(*(float(v) for v in maximise("BG/NBD", _NAMES, objective, start, n=total)))
 
     @property

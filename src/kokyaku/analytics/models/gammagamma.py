@@ -1,9 +1,10 @@
 """Gamma-Gamma spend model (Fader & Hardie, "The Gamma-Gamma model of monetary value", note 025)."""
 
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 from scipy.special import digamma, gammaln
 
 from kokyaku.analytics.models.base import FitError, FloatArray, maximise, wsum
@@ -31,9 +32,11 @@ class GammaGamma:
             raise FitError(model="Gamma-Gamma", reason="need repeat customers with differing spend")
         total = wa.sum()
 
+        data = _Spends.of(xa, ma, wa)
+
         def objective(theta: FloatArray) -> tuple[float, FloatArray]:
             params = np.exp(theta)
-            ll, grad = _ll_grad(params, xa, ma, wa)
+            ll, grad = _ll_grad(params, data)
             return -ll / total, -grad * params / total
 
         start = (1.0, 2.0, float(np.average(ma, weights=wa)))
@@ -48,7 +51,7 @@ class GammaGamma:
         """Total (weighted) log-likelihood of the mean spends of customers with x > 0."""
         xa, ma, wa = _arrays(x, m, weights)
         use = xa > 0
-        return _ll_grad((self.p, self.q, self.gamma), xa[use], ma[use], wa[use])[0]
+        return _ll_grad((self.p, self.q, self.gamma), _Spends.of(xa[use], ma[use], wa[use]))[0]
 
     def conditional_expected_spend(self, x: ArrayLike, m: ArrayLike) -> FloatArray:
         """Expected spend per transaction given x repeats averaging m (population mean when x = 0)."""
@@ -71,20 +74,35 @@ def _arrays(
     return np.ravel(xa), np.ravel(ma), np.ravel(wa)
 
 
-def _ll_grad(
-    params: tuple[float, ...] | FloatArray, x: FloatArray, m: FloatArray, w: FloatArray
-) -> tuple[float, FloatArray]:
+class _Spends(NamedTuple):
+    """Repeat customers' frequencies, mean spends and weights, with what does not depend on the parameters."""
+
+    x: FloatArray
+    m: FloatArray
+    w: FloatArray
+    log_m: FloatArray
+    log_x: FloatArray
+    distinct_x: FloatArray  # the special functions depend on x alone: a few hundred values, not a million
+    at: NDArray[np.intp]  # per customer, the index of its x in distinct_x
+
+    @classmethod
+    def of(cls, x: FloatArray, m: FloatArray, w: FloatArray) -> "_Spends":
+        distinct_x, at = np.unique(x, return_inverse=True)
+        return cls(x, m, w, np.log(m), np.log(x), distinct_x, at)
+
+
+def _ll_grad(params: tuple[float, ...] | FloatArray, d: _Spends) -> tuple[float, FloatArray]:
     """Weighted log-likelihood of mean spends m over x transactions, and its gradient in (p, q, gamma)."""
     p, q, g = (float(v) for v in params)
-    px = p * x
-    log_m, log_x, log_gxm = np.log(m), np.log(x), np.log(g + m * x)
+    pux = p * d.distinct_x
+    gl_pxq, gl_px, psi_pxq, psi_px = (
+        f(v)[d.at] for f, v in ((gammaln, pux + q), (gammaln, pux), (digamma, pux + q), (digamma, pux))
+    )
+    px = p * d.x
+    log_gxm = np.log(g + d.m * d.x)
     # Density of the mean of x Gamma(p, nu) spends, integrated over nu ~ Gamma(q, gamma).
-    ll = (
-        gammaln(px + q) - gammaln(px) - gammaln(q)
-        + q * np.log(g) + (px - 1) * log_m + px * log_x - (px + q) * log_gxm
-    )  # fmt: skip
-    psi_pxq = digamma(px + q)
-    d_p = x * (psi_pxq - digamma(px) + log_m + log_x - log_gxm)
+    ll = gl_pxq - gl_px - gammaln(q) + q * np.log(g) + (px - 1) * d.log_m + px * d.log_x - (px + q) * log_gxm
+    d_p = d.x * (psi_pxq - psi_px + d.log_m + d.log_x - log_gxm)
     d_q = psi_pxq - digamma(q) + np.log(g) - log_gxm
-    d_g = q / g - (px + q) / (g + m * x)
-    return wsum(w, ll), np.array([wsum(w, d_p), wsum(w, d_q), wsum(w, d_g)])
+    d_g = q / g - (px + q) / (g + d.m * d.x)
+    return wsum(d.w, ll), np.array([wsum(d.w, d_p), wsum(d.w, d_q), wsum(d.w, d_g)])

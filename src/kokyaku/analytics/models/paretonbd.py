@@ -1,6 +1,7 @@
 """Pareto/NBD repeat-purchase model (Schmittlein, Morrison & Colombo 1987; Fader & Hardie's notes)."""
 
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
@@ -33,8 +34,12 @@ class ParetoNBD:
     beta: float
 
     @classmethod
-    def fit(cls, x: ArrayLike, t_x: ArrayLike, T: ArrayLike, weights: ArrayLike | None = None) -> "ParetoNBD":
-        """Maximum likelihood fit on (frequency, recency, age), optionally weighted."""
+    def fit(
+        cls, x: ArrayLike, t_x: ArrayLike, T: ArrayLike, weights: ArrayLike | None = None,
+        start: Sequence[float] | None = None,
+    ) -> "ParetoNBD":  # fmt: skip
+        """Maximum likelihood fit on (frequency, recency, age), optionally weighted; `start` is a first guess
+        of the parameters (e.g. a fit on a sample or an earlier period), which saves iterations."""
         xa, ta, Ta, wa = compress(*as_rfm(x, t_x, T, weights))
         check_rfm("Pareto/NBD", xa, ta, Ta, wa)
         if not (xa > 0).any():
@@ -55,14 +60,17 @@ class ParetoNBD:
             # hypergeometric function in its parameters, which have no closed form (the alpha and beta
             # derivatives do, but a half-analytic gradient buys little on compressed data). The likelihood
             # itself is smooth and accurate to ~1e-15, so central differences give ~1e-10 relative accuracy.
-            points = [theta, *(theta + steps), *(theta - steps)]
-            values = np.array(list(pool.map(f, points)) if pool else [f(p) for p in points])
+            values = np.array(evaluate([theta, *(theta + steps), *(theta - steps)]))
             return float(values[0]), (values[1:5] - values[5:9]) / (2 * _STEP)
 
-        mean_T = max(float(np.average(Ta, weights=wa)), 1e-3)
-        start = (1.0, mean_T, 1.0, mean_T)
+        def evaluate(points: list[FloatArray]) -> list[float]:
+            return list(pool.map(f, points)) if pool else [f(p) for p in points]
+
+        if start is None:
+            mean_T = max(float(np.average(Ta, weights=wa)), 1e-3)
+            start = (1.0, mean_T, 1.0, mean_T)
         with ThreadPoolExecutor(workers) if workers > 1 else nullcontext() as pool:
-            fitted = maximise("Pareto/NBD", _NAMES, objective, start, n=total, gtol=1e-8)
+            fitted = maximise("Pareto/NBD", _NAMES, objective, start, n=total, gtol=1e-8, values=evaluate)
         return cls(*(float(v) for v in fitted))
 
     @property
