@@ -45,7 +45,6 @@ from kokyaku.db import Database  # noqa: E402
 from kokyaku.demo.generate import generate  # noqa: E402
 from kokyaku.kit.normalize import NormalizationError, normalize_phone  # noqa: E402
 from kokyaku.migrate import upgrade  # noqa: E402
-from kokyaku.timeline.ingest import WAL_AUTOCHECKPOINT  # noqa: E402
 from kokyaku.timeline.models import TimelineEntry, Touchpoint  # noqa: E402
 
 BENCH = Actor.system("bench")
@@ -274,10 +273,7 @@ def _reference(url: str, events: list[dict[str, Any]], ids: list[int], batch: in
     if not db.is_sqlite:
         tp_sql, tl_sql = tp_sql.replace("?", "%s"), tl_sql.replace("?", "%s")
     conn = db.engine.raw_connection()
-    if db.is_sqlite:
-        # the checkpoint interval ingestion sets on its connections (see timeline/ingest.py), so that both
-        # sides of the ratio write the log the same way
-        conn.cursor().execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT}")
+    # a connection of the app's engine: the same pragmas (checkpoint interval included) as the server's
     t0, cpu0 = time.perf_counter(), time.process_time()
     try:
         for off in range(0, len(events), batch):

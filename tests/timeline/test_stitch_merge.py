@@ -1,33 +1,64 @@
 """Stitching merges many visitors at once (`merge_many`): the same result as merging them one by one, each
 undone on its own exactly; and the email shortcut of event validation agrees with normalize_email."""
 
+from datetime import UTC, datetime
+from typing import Any
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from kokyaku.config import Settings
 from kokyaku.customers import merge
 from kokyaku.customers.merge_models import CustomerMerge
 from kokyaku.customers.models import Customer
 from kokyaku.db import Database
 from kokyaku.errors import KokyakuError
+from kokyaku.feedback.models import CustomerScore, Response
 from kokyaku.kit.normalize import NormalizationError, normalize_email
 from kokyaku.timeline.schemas import fast_normalize_email
 from tests.conftest import TEST_ACTOR
 from tests.customers.factories import make_customer
-from tests.customers.test_merge import _pair, _snapshot
+from tests.customers.test_merge import _pair
+from tests.customers.test_merge import _snapshot as _customer_snapshot
+from tests.feedback.factories import answer, make_survey
 
 
-def _three(db: Database) -> tuple[int, int, int]:
+def _three(db: Database, settings: Settings) -> tuple[int, int, int]:
+    """Two duplicates of one survivor, with orders (commerce), a touchpoint (timeline) and survey answers
+    (feedback: the latest NPS per customer), so that every participant's batched move is compared."""
     with db.session() as s:
         a, b = _pair(s)
         c = make_customer(
             s, name="ヤマダ", name_kana=None, emails=["yamada.t@example.net"], interests=["ワイン"]
         )
+        survey = make_survey(s)
+        people = {cid: s.get(Customer, cid) for cid in (a, b, c.id)}
+        answer(s, settings, survey, nps=9, customer=people[b], at=datetime(2026, 3, 1, tzinfo=UTC))
+        answer(s, settings, survey, nps=3, customer=people[c.id], at=datetime(2026, 6, 1, tzinfo=UTC))
+        answer(s, settings, survey, nps=7, customer=people[a], at=datetime(2026, 1, 1, tzinfo=UTC))
         return a, b, c.id
 
 
-def test_merge_many_equals_merging_one_by_one_and_each_undo_is_exact(db: Database) -> None:
-    a, b, c = _three(db)
+def _snapshot(s: Any, *ids: int) -> dict[str, Any]:
+    def rows(stmt: Any) -> list[tuple[Any, ...]]:
+        return sorted(tuple(r) for r in s.execute(stmt))
+
+    return {
+        **_customer_snapshot(s, *ids),
+        "responses": rows(select(Response.id, Response.customer_id).where(Response.customer_id.in_(ids))),
+        "nps": rows(
+            select(CustomerScore.customer_id, CustomerScore.nps_score).where(
+                CustomerScore.customer_id.in_(ids)
+            )
+        ),
+    }
+
+
+def test_merge_many_equals_merging_one_by_one_and_each_undo_is_exact(
+    db: Database, settings: Settings
+) -> None:
+    a, b, c = _three(db, settings)
     with db.session(write=False) as s:
         before = _snapshot(s, a, b, c)
     with db.session() as s:
@@ -36,6 +67,9 @@ def test_merge_many_equals_merging_one_by_one_and_each_undo_is_exact(db: Databas
         ids = [m.id for m in done]  # type: ignore[union-attr]
     with db.session(write=False) as s:
         batched = _snapshot(s, a, b, c)
+        # the survivor has everyone's orders and answers; its latest NPS is c's (June)
+        assert {cid for _id, cid in batched["responses"]} == {a} and batched["nps"] == [(a, 3)]
+        assert len(batched["orders"]) == 3
         records = [s.get(CustomerMerge, i) for i in ids]
         shape = [
             (m.survivor_id, m.merged_id, m.moved, m.identity_ids, m.interests, m.filled) for m in records

@@ -40,7 +40,11 @@ from kokyaku.commerce.schemas import (
     OrderOut,
     ReturnLineIn,
 )
-from kokyaku.customers.merge import register_merge_participant
+from kokyaku.customers.merge import (
+    move_rows_many,
+    register_merge_participant,
+    register_merge_participant_batch,
+)
 from kokyaku.customers.models import Customer
 from kokyaku.db import utcnow
 from kokyaku.errors import Conflict, NotFound, ValidationFailed
@@ -451,7 +455,15 @@ def _move_orders_back(session: Session, from_id: int, to_id: int, moved: dict[st
     recompute_metrics(session, [from_id, to_id])
 
 
+def _move_orders_many(session: Session, pairs: list[tuple[int, int]]) -> list[dict[str, list[int]]]:
+    """_move_orders for many pairs at once (ingestion's stitching), as if run one pair after another."""
+    moved = move_rows_many(session, (Order,), pairs)
+    recompute_metrics(session, sorted({i for pair in pairs for i in pair}))
+    return moved
+
+
 register_merge_participant("commerce", _move_orders, _move_orders_back)
+register_merge_participant_batch("commerce", _move_orders_many)
 
 
 # ---------------------------------------------------------------- small reads for pages

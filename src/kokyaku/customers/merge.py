@@ -39,12 +39,12 @@ entry through `kokyaku.timeline.entries`, the one way any domain writes to the t
 """
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, insert, or_, select, update
+from sqlalchemy import Table, bindparam, case, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from kokyaku.audit import service as audit
@@ -127,6 +127,7 @@ FILL_FIELDS = (
 )  # fmt: skip
 ADDRESS_FIELDS = ("postal_code", "prefecture", "city", "street")
 REASON_MAX = 500
+_ID_CHUNK = 5000  # ids per IN list: under every database's parameter limit
 
 
 def _plain(value: Any) -> Any:
@@ -426,6 +427,32 @@ def register_merge_participant_batch(name: str, move_many: MoveManyFn) -> None:
     have returned for each pair run one after another; undo still goes through the participant's `move_back`.
     """
     _BATCH_MOVES[name] = move_many
+
+
+def move_rows_many(
+    session: Session, models: Sequence[Any], pairs: list[tuple[int, int]]
+) -> list[dict[str, list[int]]]:
+    """The usual set-based `move_many` for participants whose tables have `id` and `customer_id`: per table,
+    one select of the merged customers' rows and one update by id, returning `{table: [row ids]}` per pair."""
+    to_of = dict(pairs)
+    out: list[dict[str, list[int]]] = [{} for _ in pairs]
+    for model in models:
+        ids: dict[int, list[int]] = {f: [] for f in to_of}
+        stmt = select(model.id, model.customer_id).where(model.customer_id.in_(list(to_of)))
+        for row_id, cid in session.execute(stmt):
+            ids[cid].append(row_id)
+        every = sorted(i for rows in ids.values() for i in rows)
+        for start in range(0, len(every), _ID_CHUNK):
+            # by id, not by owner: a row added meanwhile (PostgreSQL) stays out of the merge, as with a move
+            session.execute(
+                update(model)
+                .where(model.id.in_(every[start : start + _ID_CHUNK]))
+                .values(customer_id=case(to_of, value=model.customer_id))
+                .execution_options(synchronize_session=False)
+            )
+        for slot, (from_id, _to) in zip(out, pairs, strict=True):
+            slot[model.__tablename__] = sorted(ids[from_id])
+    return out
 
 
 def merge_many(

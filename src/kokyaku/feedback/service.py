@@ -9,7 +9,11 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from kokyaku.customers.merge import register_merge_participant
+from kokyaku.customers.merge import (
+    move_rows_many,
+    register_merge_participant,
+    register_merge_participant_batch,
+)
 from kokyaku.feedback import segment_fields
 from kokyaku.feedback.models import Followup, Invitation, Response, Review
 from kokyaku.feedback.scores import csat_summary, latest_nps, nps_category, nps_summary, recompute_scores
@@ -50,5 +54,13 @@ def _move_back(session: Session, from_id: int, to_id: int, moved: dict[str, list
     recompute_scores(session, [from_id, to_id])
 
 
+def _move_many(session: Session, pairs: list[tuple[int, int]]) -> list[dict[str, list[int]]]:
+    """_move for many pairs at once (ingestion's stitching), as if run one pair after another."""
+    moved = move_rows_many(session, _MOVED, pairs)
+    recompute_scores(session, sorted({i for pair in pairs for i in pair}))
+    return moved
+
+
 register_merge_participant("feedback", _move, _move_back)
+register_merge_participant_batch("feedback", _move_many)
 segment_fields.register()

@@ -3,12 +3,16 @@
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from kokyaku.audit import service as audit
 from kokyaku.audit.service import Actor
-from kokyaku.customers.merge import register_merge_participant, register_merge_participant_batch
+from kokyaku.customers.merge import (
+    move_rows_many,
+    register_merge_participant,
+    register_merge_participant_batch,
+)
 from kokyaku.customers.service import get_customer
 from kokyaku.db import utcnow
 from kokyaku.errors import ValidationFailed
@@ -194,25 +198,7 @@ def _move_back(session: Session, from_id: int, to_id: int, moved: dict[str, list
 
 def _move_many(session: Session, pairs: list[tuple[int, int]]) -> list[dict[str, list[int]]]:
     """Merge of many pairs at once (ingestion's stitching): one select and one update per table."""
-    to_of = dict(pairs)
-    out: list[dict[str, list[int]]] = [{} for _ in pairs]
-    for model in (TimelineEntry, Touchpoint):
-        ids: dict[int, list[int]] = {f: [] for f in to_of}
-        stmt = select(model.id, model.customer_id).where(model.customer_id.in_(list(to_of)))
-        for row_id, cid in session.execute(stmt):
-            ids[cid].append(row_id)
-        every = sorted(i for rows in ids.values() for i in rows)
-        for start in range(0, len(every), _ID_CHUNK):
-            # by id, not by owner: a row added meanwhile (PostgreSQL) stays out of the merge, as with _move
-            session.execute(
-                update(model)
-                .where(model.id.in_(every[start : start + _ID_CHUNK]))
-                .values(customer_id=case(to_of, value=model.customer_id))
-                .execution_options(synchronize_session=False)
-            )
-        for slot, (from_id, _to) in zip(out, pairs, strict=True):
-            slot[model.__tablename__] = sorted(ids[from_id])
-    return out
+    return move_rows_many(session, (TimelineEntry, Touchpoint), pairs)
 
 
 register_merge_participant("timeline", _move, _move_back)
