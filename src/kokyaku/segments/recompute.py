@@ -130,7 +130,7 @@ def _write_rfm(session: Session, ids: np.ndarray, scores: rfm.RfmResult, now: da
         changed |= (old_r[pos] != scores.r) | (old_f[pos] != scores.f) | (old_m[pos] != scores.m)
         changed |= old_seg[pos] != scores.segment
         gone = old_ids[~np.isin(old_ids, ids, assume_unique=True)]
-        delete_keys(session, t.__table__, "customer_id", gone.tolist())
+        delete_keys(session, t.__table__, "customer_id", gone.tolist())  # type: ignore[arg-type]
     idx = np.flatnonzero(changed)
     stamp = bulk.db_datetime(now)
     names = [RFM_SEGMENTS[c] for c in scores.segment[idx].tolist()]
@@ -146,7 +146,7 @@ def _write_rfm(session: Session, ids: np.ndarray, scores: rfm.RfmResult, now: da
         )
     )
     cols_out = ["customer_id", "r", "f", "m", "segment", "computed_at"]
-    upsert(session, t.__table__, "customer_id", cols_out, rows)
+    upsert(session, t.__table__, "customer_id", cols_out, rows)  # type: ignore[arg-type]
     return len(rows)
 
 
@@ -210,7 +210,7 @@ def _write_lifecycle(
     from_names = [STAGES[c] for c in change_from.tolist()]
     upsert(
         session,
-        t.__table__,
+        t.__table__,  # type: ignore[arg-type]
         "customer_id",
         ["customer_id", "stage", "since", "computed_at"],
         list(zip(id_list, to_names, at_text, [stamp] * len(id_list), strict=True)),
