@@ -2,10 +2,15 @@
 without changing anything."""
 
 import csv
+import gc
 import io
+import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 from sqlalchemy import func, select
@@ -15,6 +20,7 @@ from kokyaku.customers import service as customers
 from kokyaku.customers.models import Customer
 from kokyaku.customers.schemas import CustomerCreate, CustomFieldIn
 from kokyaku.db import Database
+from kokyaku.imports import export
 from kokyaku.imports.service import Options, run_import
 from tests.commerce.factories import make_order
 from tests.conftest import TEST_ACTOR
@@ -165,3 +171,22 @@ def test_export_needs_the_export_permission(db: Database, api_as) -> None:  # ty
     assert viewer.get("/api/v1/exports/customers").json()["error"] == "forbidden"
     assert api_as("marketing").client.get("/api/v1/exports/customers").status_code == 200
     assert TestClient(viewer.app).get("/api/v1/exports/orders").status_code == 401
+
+
+def test_an_xlsx_export_that_fails_half_way_leaves_no_writer_behind(tmp_path: Path) -> None:
+    """A read that fails mid-export (or a download abandoned) ends the sheet's writer there and then, instead
+    of leaving openpyxl to end its XML in a closed file whenever the garbage collector gets to it."""
+
+    def rows() -> Iterator[list[Any]]:
+        yield ["山田 太郎", 1]
+        raise RuntimeError("the database went away")
+
+    unraisable: list[Any] = []
+    previous, sys.unraisablehook = sys.unraisablehook, unraisable.append
+    try:
+        with pytest.raises(RuntimeError):
+            export.write_xlsx(rows(), str(tmp_path / "half.xlsx"))
+        gc.collect()
+    finally:
+        sys.unraisablehook = previous
+    assert unraisable == []

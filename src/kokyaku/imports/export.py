@@ -5,6 +5,7 @@ Rows are read in keyset pages through the domains' list functions and written as
 not grow with the export. Text cells that a spreadsheet would run as a formula (= + - @, tab, CR) get a
 leading apostrophe; the importer removes it again, so an export imports back without changes."""
 
+import contextlib
 import csv
 import io
 import os
@@ -235,19 +236,26 @@ def write_xlsx(rows: Iterable[list[Any]], path: str, *, title: str = "Export") -
 
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(title=title[:31])
-    for row in rows:
-        cells = []
-        for value in row:
-            value = neutralise(value)
-            if isinstance(value, str):
-                # XLSX cannot hold control characters; data written by older versions or other systems
-                # may have them, and one such cell must not abort the whole download half-way.
-                c = WriteOnlyCell(sheet, value=ILLEGAL_CHARACTERS_RE.sub("", value))
-                c.data_type = "s"  # openpyxl would store "=..." as a formula
-                cells.append(c)
-            else:
-                cells.append(value)
-        sheet.append(cells)
+    try:
+        for row in rows:
+            cells = []
+            for value in row:
+                value = neutralise(value)
+                if isinstance(value, str):
+                    # XLSX cannot hold control characters; data written by older versions or other systems
+                    # may have them, and one such cell must not abort the whole download half-way.
+                    c = WriteOnlyCell(sheet, value=ILLEGAL_CHARACTERS_RE.sub("", value))
+                    c.data_type = "s"  # openpyxl would store "=..." as a formula
+                    cells.append(c)
+                else:
+                    cells.append(value)
+            sheet.append(cells)
+    except BaseException:
+        # Finish the sheet's own temporary file now: left to the garbage collector, openpyxl's writer would
+        # try to end its XML in a file that is already closed (an "exception ignored" at some later moment).
+        with contextlib.suppress(Exception):
+            sheet.close()
+        raise
     workbook.save(path)
 
 
