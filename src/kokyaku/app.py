@@ -46,7 +46,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         lifespan=jobs_lifespan,  # the in-process worker (settings.run_worker_in_process)
     )
     app.state.settings = settings
-    app.state.db = db or Database(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    app.state.db = db or Database(
+        settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms, background_checkpoints=True
+    )
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.secret_key,
