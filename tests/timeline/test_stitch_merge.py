@@ -16,6 +16,7 @@ from kokyaku.db import Database
 from kokyaku.errors import KokyakuError
 from kokyaku.feedback.models import CustomerScore, Response
 from kokyaku.kit.normalize import NormalizationError, normalize_email
+from kokyaku.segments.models import Segment, SegmentMember
 from kokyaku.timeline.schemas import fast_normalize_email
 from tests.conftest import TEST_ACTOR
 from tests.customers.factories import make_customer
@@ -37,6 +38,16 @@ def _three(db: Database, settings: Settings) -> tuple[int, int, int]:
         answer(s, settings, survey, nps=9, customer=people[b], at=datetime(2026, 3, 1, tzinfo=UTC))
         answer(s, settings, survey, nps=3, customer=people[c.id], at=datetime(2026, 6, 1, tzinfo=UTC))
         answer(s, settings, survey, nps=7, customer=people[a], at=datetime(2026, 1, 1, tzinfo=UTC))
+        # static snapshots (segments): a is in 1; b in 1 and 2; c in 2 and 3. Merging b then c into a must
+        # count 2 as already joined when c's turn comes.
+        snapshots = [Segment(name=f"snapshot {n}", kind="static", rules={}) for n in (1, 2, 3)]
+        s.add_all(snapshots)
+        s.flush()
+        one, two, three = (x.id for x in snapshots)
+        s.add_all(
+            SegmentMember(segment_id=sid, customer_id=cid)
+            for sid, cid in ((one, a), (one, b), (two, b), (two, c.id), (three, c.id))
+        )
         return a, b, c.id
 
 
@@ -47,6 +58,11 @@ def _snapshot(s: Any, *ids: int) -> dict[str, Any]:
     return {
         **_customer_snapshot(s, *ids),
         "responses": rows(select(Response.id, Response.customer_id).where(Response.customer_id.in_(ids))),
+        "segment_members": rows(
+            select(SegmentMember.segment_id, SegmentMember.customer_id).where(
+                SegmentMember.customer_id.in_(ids)
+            )
+        ),
         "nps": rows(
             select(CustomerScore.customer_id, CustomerScore.nps_score).where(
                 CustomerScore.customer_id.in_(ids)
@@ -70,6 +86,8 @@ def test_merge_many_equals_merging_one_by_one_and_each_undo_is_exact(
         # the survivor has everyone's orders and answers; its latest NPS is c's (June)
         assert {cid for _id, cid in batched["responses"]} == {a} and batched["nps"] == [(a, 3)]
         assert len(batched["orders"]) == 3
+        # and is in each of the three snapshots once
+        assert [cid for _sid, cid in batched["segment_members"]] == [a, a, a]
         records = [s.get(CustomerMerge, i) for i in ids]
         shape = [
             (m.survivor_id, m.merged_id, m.moved, m.identity_ids, m.interests, m.filled) for m in records

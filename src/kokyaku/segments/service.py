@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from kokyaku.audit import service as audit
 from kokyaku.audit.service import Actor
-from kokyaku.customers.merge import register_merge_participant
+from kokyaku.customers.merge import register_merge_participant, register_merge_participant_batch
 from kokyaku.customers.models import Customer, CustomFieldDef
 from kokyaku.db import utcnow
 from kokyaku.errors import Conflict, NotFound, ValidationFailed
@@ -403,4 +403,30 @@ def _move_members_back(session: Session, from_id: int, to_id: int, moved: dict[s
         session.execute(insert(SegmentMember), [{"segment_id": sid, "customer_id": from_id} for sid in back])
 
 
+def _move_members_many(session: Session, pairs: list[tuple[int, int]]) -> list[dict[str, list[int]]]:
+    """_move_members for many pairs at once (ingestion's stitching): one select, one delete, one insert. Pairs
+    are worked through in order, so a survivor of two pairs has joined the first one's snapshots when the
+    second is compared, as when merging one pair after another."""
+    ids = list({i for pair in pairs for i in pair})
+    segments: dict[int, set[int]] = {i: set() for i in ids}
+    for segment_id, customer_id in session.execute(
+        select(SegmentMember.segment_id, SegmentMember.customer_id).where(SegmentMember.customer_id.in_(ids))
+    ):
+        segments[customer_id].add(segment_id)
+    out: list[dict[str, list[int]]] = []
+    joins: list[dict[str, int]] = []
+    for from_id, to_id in pairs:
+        theirs, mine = segments[from_id], segments[to_id]
+        moved = sorted(theirs - mine)
+        out.append({"segment_members": moved, "segment_members_shared": sorted(theirs & mine)})
+        joins += [{"segment_id": sid, "customer_id": to_id} for sid in moved]
+        mine.update(moved)
+        theirs.clear()
+    session.execute(delete(SegmentMember).where(SegmentMember.customer_id.in_([f for f, _t in pairs])))
+    if joins:
+        session.execute(insert(SegmentMember), joins)
+    return out
+
+
 register_merge_participant("segments", _move_members, _move_members_back)
+register_merge_participant_batch("segments", _move_members_many)
