@@ -245,17 +245,9 @@ def merge_customers(
     )  # fmt: skip
     session.add(record)
     session.flush()
-    how = "automatic" if automatic else "manual"
-    audit.record(
-        session, actor=actor, entity_type=service.ENTITY[survivor.kind], entity_id=survivor.id,
-        action="merge",
-        changes={"merged_from": [None, merged.id], "merge_id": [None, record.id], "merge": [None, how],
-                 **({"reason": [None, reason]} if reason else {}), **filled},
-    )  # fmt: skip
-    audit.record(
-        session, actor=actor, entity_type=service.ENTITY[merged.kind], entity_id=merged.id,
-        action="merged_into",
-        changes={"merged_into_id": [None, survivor.id], "merge_id": [None, record.id], "merge": [None, how]},
+    _audit_merge(
+        session, actor, survivor, merged, record, automatic,
+        {**({"reason": [None, reason]} if reason else {}), **filled},
     )  # fmt: skip
     timeline_entries.customers_merged(
         session, customer_id=survivor.id, merged_id=merged.id, at=now, actor_label=actor.label
@@ -429,6 +421,26 @@ def register_merge_participant_batch(name: str, move_many: MoveManyFn) -> None:
     _BATCH_MOVES[name] = move_many
 
 
+def _audit_merge(
+    session: Session, actor: Actor, survivor: Customer, merged: Customer, record: CustomerMerge,
+    automatic: bool, extra: dict[str, Any],
+) -> None:  # fmt: skip
+    """The two audit rows of a merge: `merge` on the survivor (with `extra`: reason, filled fields) and
+    `merged_into` on the merged customer."""
+    how = "automatic" if automatic else "manual"
+    audit.record(
+        session, actor=actor, entity_type=service.ENTITY[survivor.kind], entity_id=survivor.id,
+        action="merge",
+        changes={"merged_from": [None, merged.id], "merge_id": [None, record.id], "merge": [None, how],
+                 **extra},
+    )  # fmt: skip
+    audit.record(
+        session, actor=actor, entity_type=service.ENTITY[merged.kind], entity_id=merged.id,
+        action="merged_into",
+        changes={"merged_into_id": [None, survivor.id], "merge_id": [None, record.id], "merge": [None, how]},
+    )  # fmt: skip
+
+
 def move_rows_many(
     session: Session, models: Sequence[Any], pairs: list[tuple[int, int]]
 ) -> list[dict[str, list[int]]]:
@@ -555,20 +567,8 @@ def merge_many(
     ]  # fmt: skip
     session.add_all(records)
     session.flush()
-    how = "automatic" if automatic else "manual"
     for (survivor, merged), record, f in zip(ok, records, filled, strict=True):
-        audit.record(
-            session, actor=actor, entity_type=service.ENTITY[survivor.kind], entity_id=survivor.id,
-            action="merge",
-            changes={"merged_from": [None, merged.id], "merge_id": [None, record.id], "merge": [None, how],
-                     **f},
-        )  # fmt: skip
-        audit.record(
-            session, actor=actor, entity_type=service.ENTITY[merged.kind], entity_id=merged.id,
-            action="merged_into",
-            changes={"merged_into_id": [None, survivor.id], "merge_id": [None, record.id],
-                     "merge": [None, how]},
-        )  # fmt: skip
+        _audit_merge(session, actor, survivor, merged, record, automatic, f)
     timeline_entries.bulk_add(
         session,
         [
