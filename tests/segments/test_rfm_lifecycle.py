@@ -231,3 +231,43 @@ def test_every_stage_has_a_label_and_meaning(stage: str) -> None:
 
 def test_constants_are_consistent() -> None:
     assert tuple(range(7)) == (LEAD, NEW, REPEAT, LOYAL, AT_RISK, CHURNED, WON_BACK)
+
+
+# ---------------------------------------------------------------- derived rows and customer deletion
+
+
+def test_every_customer_id_column_has_a_foreign_key_or_is_cleaned_on_delete() -> None:
+    from kokyaku.models import metadata
+
+    unguarded = [
+        f"{table.name}.{column.name}"
+        for table in metadata.sorted_tables
+        for column in table.columns
+        if column.name == "customer_id"
+        and not any(fk.column.table.name == "customers" for fk in column.foreign_keys)
+        and column.info.get("derived_from") != "customers.id"
+    ]
+    assert unguarded == []
+
+
+def test_deleting_a_customer_deletes_their_derived_rows_and_those_of_customers_merged_into_them(
+    db: Database,
+) -> None:
+    from kokyaku.customers import service as customers
+    from kokyaku.customers.merge import merge_customers
+
+    now = datetime.now(UTC)
+    with db.session() as s:
+        keep, gone, merged = (make_customer(s, name=f"客 {k}").id for k in "abc")
+        for cid in (keep, gone, merged):
+            make_order(s, customer_id=cid, at=now - timedelta(days=5))
+    _run(db, now)
+    with db.session() as s:
+        # the merged customer keeps its derived rows until the next recomputation
+        merge_customers(s, actor=TEST_ACTOR, survivor_id=gone, merged_id=merged)
+    with db.session() as s:
+        customers.delete_customer(s, actor=TEST_ACTOR, customer_id=gone)
+    with db.session(write=False) as s:
+        for model in (CustomerRfm, CustomerLifecycle, LifecycleChange):
+            owners = set(s.scalars(select(model.customer_id)))
+            assert owners == {keep}, model.__tablename__

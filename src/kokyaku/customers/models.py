@@ -14,6 +14,11 @@ GENDERS = ("female", "male", "other", "unknown")
 COMPANY_SIZES = ("1-9", "10-49", "50-249", "250-999", "1000+")
 IDENTITY_KINDS = ("email", "phone", "external", "anonymous")
 
+# Marks a customer_id column that has no foreign key: derived tables rewritten in bulk (RFM scores, lifecycle
+# stages and their history), where the per-row key check would cost more than the write itself. Deleting a
+# customer deletes their rows in these tables explicitly (customers.service.delete_customer).
+DERIVED_FROM_CUSTOMER = {"derived_from": "customers.id"}
+
 
 class Customer(Base):
     __tablename__ = "customers"

@@ -505,8 +505,21 @@ def delete_customer(session: Session, *, actor: Actor, customer_id: int, kind: s
         action="delete",
         changes=audit.diff(before, {}),
     )
+    _delete_derived_rows(session, customer.id)
     session.delete(customer)
     session.flush()
+
+
+def _delete_derived_rows(session: Session, customer_id: int) -> None:
+    """Delete the rows of the customer, and of the customers merged into it (the database deletes them with
+    it), from the tables whose customer_id has no foreign key to cascade (marked DERIVED_FROM_CUSTOMER)."""
+    merged = select(Customer.id).where(Customer.id == customer_id).cte("merged", recursive=True)
+    merged = merged.union_all(select(Customer.id).where(Customer.merged_into_id == merged.c.id))
+    ids = list(session.scalars(select(merged.c.id)))
+    for table in Customer.metadata.sorted_tables:
+        for column in table.columns:
+            if column.info.get("derived_from") == "customers.id":
+                session.execute(delete(table).where(column.in_(ids)))
 
 
 def _flush_identities(session: Session) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import JSON, Date, Float, ForeignKey, Index, Integer, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from kokyaku.customers.models import Customer
+from kokyaku.customers.models import DERIVED_FROM_CUSTOMER, Customer
 from kokyaku.db import Base, UTCDateTime, utcnow
 
 DYNAMIC, STATIC = "dynamic", "static"
@@ -68,7 +68,9 @@ class CustomerRfm(Base):
     __tablename__ = "customer_rfm"
     __table_args__ = (Index("ix_customer_rfm_segment_customer", "segment", "customer_id"),)
 
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(
+        Integer, primary_key=True, autoincrement=False, info=DERIVED_FROM_CUSTOMER
+    )
     r: Mapped[int] = mapped_column(SmallInteger)
     f: Mapped[int] = mapped_column(SmallInteger)
     m: Mapped[int] = mapped_column(SmallInteger)
@@ -82,7 +84,9 @@ class CustomerLifecycle(Base):
     __tablename__ = "customer_lifecycle"
     __table_args__ = (Index("ix_customer_lifecycle_stage_customer", "stage", "customer_id"),)
 
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(
+        Integer, primary_key=True, autoincrement=False, info=DERIVED_FROM_CUSTOMER
+    )
     stage: Mapped[str] = mapped_column(String(12))
     # when the customer entered this stage (the behaviour's date, not the run's)
     since: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -100,7 +104,7 @@ class LifecycleChange(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    customer_id: Mapped[int] = mapped_column(Integer, info=DERIVED_FROM_CUSTOMER)
     stage: Mapped[str] = mapped_column(String(12))
     from_stage: Mapped[str | None] = mapped_column(String(12))
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from kokyaku.commerce.models import CustomerMetrics
 from kokyaku.customers.models import Customer
 from kokyaku.db import utcnow
-from kokyaku.kit.bulk import delete_keys, insert_tuples, upsert
+from kokyaku.kit.bulk import delete_keys, fill_empty, insert_tuples, upsert
 from kokyaku.segments import bulk, lifecycle, rfm
 from kokyaku.segments.lifecycle import ALIVE_SOURCES, DAY_US, LEAD, STAGES, LifecycleRules
 from kokyaku.segments.models import CustomerLifecycle, CustomerRfm, LifecycleChange, RecomputeRun
@@ -146,7 +146,8 @@ def _write_rfm(session: Session, ids: np.ndarray, scores: rfm.RfmResult, now: da
         )
     )
     cols_out = ["customer_id", "r", "f", "m", "segment", "computed_at"]
-    upsert(session, t.__table__, "customer_id", cols_out, rows)  # type: ignore[arg-type]
+    if len(old_ids) or not fill_empty(session, t.__table__, cols_out, rows):  # type: ignore[arg-type]
+        upsert(session, t.__table__, "customer_id", cols_out, rows)  # type: ignore[arg-type]
     return len(rows)
 
 
@@ -208,19 +209,15 @@ def _write_lifecycle(
     id_list = change_ids.tolist()
     to_names = [STAGES[c] for c in change_to.tolist()]
     from_names = [STAGES[c] for c in change_from.tolist()]
-    upsert(
-        session,
-        t.__table__,  # type: ignore[arg-type]
-        "customer_id",
-        ["customer_id", "stage", "since", "computed_at"],
-        list(zip(id_list, to_names, at_text, [stamp] * len(id_list), strict=True)),
-    )
-    insert_tuples(
-        session,
-        LifecycleChange.__table__,  # type: ignore[arg-type]
-        ["customer_id", "stage", "from_stage", "changed_at"],
-        list(zip(id_list, to_names, from_names, at_text, strict=True)),
-    )
+    # the first run fills empty tables (every buyer changes from lead); later runs write the few changes
+    stages, stage_cols = t.__table__, ["customer_id", "stage", "since", "computed_at"]
+    rows = list(zip(id_list, to_names, at_text, [stamp] * len(id_list), strict=True))
+    if len(old_ids) or not fill_empty(session, stages, stage_cols, rows):  # type: ignore[arg-type]
+        upsert(session, stages, "customer_id", stage_cols, rows)  # type: ignore[arg-type]
+    changes, change_cols = LifecycleChange.__table__, ["customer_id", "stage", "from_stage", "changed_at"]
+    rows = list(zip(id_list, to_names, from_names, at_text, strict=True))
+    if not fill_empty(session, changes, change_cols, rows):  # type: ignore[arg-type]
+        insert_tuples(session, changes, change_cols, rows)  # type: ignore[arg-type]
     return result.stage, len(id_list)
 
 
