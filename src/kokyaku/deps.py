@@ -2,7 +2,7 @@
 
 import hmac
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -94,9 +94,12 @@ def csrf_token(request: Request) -> str:
     return str(token)
 
 
-async def check_csrf(request: Request) -> None:
-    """Every state-changing page request carries the session's token, as a form field or htmx header."""
+async def check_csrf(request: Request) -> AsyncIterator[None]:
+    """Every state-changing page request carries the session's token, as a form field or htmx header.
+    Once the route is done, the form it read (cached on the request) is closed, with the temporary files
+    of its uploads."""
     if request.method in SAFE_METHODS:
+        yield
         return
     sent = request.headers.get("x-csrf-token")
     if not sent:
@@ -105,7 +108,12 @@ async def check_csrf(request: Request) -> None:
         sent = value if isinstance(value, str) else None
     expected = request.session.get("csrf")
     if not sent or not expected or not hmac.compare_digest(str(sent), str(expected)):
+        await request.close()
         raise CsrfFailed()
+    try:
+        yield
+    finally:
+        await request.close()
 
 
 def actor(user: User) -> Actor:

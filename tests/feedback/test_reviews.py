@@ -286,3 +286,18 @@ def test_negative_rule_boundaries_for_alerts_and_follow_ups(api, session: Sessio
     assert (again["updated"], again["alerts"], again["followups"]) == (1, 1, 1)
     page = api.get("/api/v1/reviews/" + str(rows["four"].id)).json()
     assert page["negative"] and page["alert"]
+
+
+
+def test_an_upload_refused_for_its_csrf_token_is_closed_too(page_as) -> None:  # type: ignore[no-untyped-def]
+    import gc
+    import tempfile
+
+    client = page_as("marketing", locale="en")
+    client.get("/reviews")
+    for data in ({"source": "google"}, {"source": "google", "csrf_token": "forged"}):
+        resp = client.post("/reviews/import", data=data, files={"file": ("r.csv", b"a,b\n1,2\n", "text/csv")})
+        assert resp.status_code == 403
+    gc.collect()
+    spooled = [o for o in gc.get_objects() if isinstance(o, tempfile.SpooledTemporaryFile)]
+    assert [f for f in spooled if not f.closed] == []
