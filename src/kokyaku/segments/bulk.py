@@ -19,16 +19,6 @@ def db_datetime(value: datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def us_to_db(values: np.ndarray) -> list[str]:
-    """Microseconds since the epoch (UTC) -> the stored text form, vectorised."""
-    text_ = np.datetime_as_string(values.astype("datetime64[us]"), unit="us")  # 2026-11-22T10:00:00.000000
-    if len(text_) == 0:
-        return []
-    chars = text_.view(np.uint32).reshape(len(text_), -1).copy()
-    chars[:, 10] = ord(" ")  # the "T" between date and time, as SQLAlchemy writes it
-    return chars.view(text_.dtype).ravel().tolist()  # type: ignore[no-any-return]
-
-
 def db_to_us(values: Sequence[str | None]) -> np.ndarray:
     """Datetimes read as text (`CAST(col AS VARCHAR)`) -> microseconds since the epoch; NULL -> min int64."""
     arr = np.array([v if v else "NaT" for v in values], dtype="datetime64[us]")

@@ -3,29 +3,42 @@ batched writes of only the rows that changed. Run daily by the job schedule and 
 
 import time as _time
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from kokyaku.commerce.models import CustomerMetrics
 from kokyaku.customers.models import Customer
 from kokyaku.db import utcnow
-from kokyaku.kit.bulk import delete_keys, fill_empty, insert_tuples, upsert
+from kokyaku.kit.bulk import (
+    FillColumn,
+    Labels,
+    Micros,
+    delete_keys,
+    fill_empty,
+    insert_tuples,
+    python_values,
+    read_packed,
+    upsert,
+)
 from kokyaku.segments import bulk, lifecycle, rfm
 from kokyaku.segments.lifecycle import ALIVE_SOURCES, DAY_US, LEAD, STAGES, LifecycleRules
 from kokyaku.segments.models import CustomerLifecycle, CustomerRfm, LifecycleChange, RecomputeRun
 from kokyaku.segments.rfm import RFM_SEGMENTS
 
 _MIN_US = np.iinfo(np.int64).min
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _RFM_CODES = {name: i for i, name in enumerate(RFM_SEGMENTS)}
 _STAGE_CODES = {name: i for i, name in enumerate(STAGES)}
 
 
 def _us(value: datetime) -> int:
-    return int(value.timestamp() * 1_000_000)
+    """Microseconds since the epoch, exactly (a float timestamp can be a microsecond off)."""
+    return (value - _EPOCH) // timedelta(microseconds=1)
 
 
 def recompute_all(
@@ -84,8 +97,30 @@ def recompute_all(
     return run
 
 
+# A buyer's metrics as PostgreSQL packs them: id, orders, first and last order (us since the epoch), spend.
+_PACKED_METRICS = np.dtype([(n, ">i8") for n in ("id", "orders", "first_us", "last_us", "spend")])
+_PACKED_METRICS_SQL = text(
+    """
+    SELECT string_agg(
+        int8send(customer_id::bigint) || int8send(order_count::bigint)
+        || int8send(round(date_part('epoch', coalesce(first_order_at, last_order_at)) * 1000000)::bigint)
+        || int8send(round(date_part('epoch', last_order_at) * 1000000)::bigint)
+        || int8send(total_spend::bigint),
+        ''::bytea
+    )
+    FROM customer_metrics
+    WHERE order_count > 0 AND last_order_at IS NOT NULL
+    GROUP BY customer_id / 20000
+    """
+)
+
+
 def _read_metrics(session: Session) -> tuple[np.ndarray, ...]:
     """(ids, orders, first_us, last_us, spend) of every customer with at least one purchase, by id."""
+    if bulk.dialect(session) == "postgresql":
+        packed = read_packed(session, _PACKED_METRICS_SQL, {}, _PACKED_METRICS)
+        packed = packed[np.argsort(packed["id"], kind="stable")]
+        return tuple(packed[n].astype(np.int64) for n in _PACKED_METRICS.names)  # type: ignore[union-attr]
     m = CustomerMetrics
     stmt = (
         select(
@@ -132,23 +167,15 @@ def _write_rfm(session: Session, ids: np.ndarray, scores: rfm.RfmResult, now: da
         gone = old_ids[~np.isin(old_ids, ids, assume_unique=True)]
         delete_keys(session, t.__table__, "customer_id", gone.tolist())  # type: ignore[arg-type]
     idx = np.flatnonzero(changed)
-    stamp = bulk.db_datetime(now)
-    names = [RFM_SEGMENTS[c] for c in scores.segment[idx].tolist()]
-    rows = list(
-        zip(
-            ids[idx].tolist(),
-            scores.r[idx].tolist(),
-            scores.f[idx].tolist(),
-            scores.m[idx].tolist(),
-            names,
-            [stamp] * len(idx),
-            strict=True,
-        )
-    )
-    cols_out = ["customer_id", "r", "f", "m", "segment", "computed_at"]
-    if len(old_ids) or not fill_empty(session, t.__table__, cols_out, rows):  # type: ignore[arg-type]
-        upsert(session, t.__table__, "customer_id", cols_out, rows)  # type: ignore[arg-type]
-    return len(rows)
+    fill: dict[str, FillColumn] = {
+        "customer_id": ids[idx], "r": scores.r[idx], "f": scores.f[idx], "m": scores.m[idx],
+        "segment": Labels(scores.segment[idx], RFM_SEGMENTS),
+        "computed_at": Micros(np.full(len(idx), _us(now))),
+    }  # fmt: skip
+    # the first run fills the empty table with every buyer; later runs write the few changes
+    if len(old_ids) or not fill_empty(session, t.__table__, fill):  # type: ignore[arg-type]
+        upsert(session, t.__table__, "customer_id", list(fill), _tuples(fill))  # type: ignore[arg-type]
+    return len(idx)
 
 
 def _alive(session: Session, ids: np.ndarray) -> np.ndarray | None:
@@ -204,21 +231,25 @@ def _write_lifecycle(
         change_from = np.concatenate([change_from, old_stage[lapsed]])
         change_at = np.concatenate([change_at, np.maximum(np.full(n_lapsed, now_us), old_since[lapsed])])
 
-    stamp = bulk.db_datetime(now)
-    at_text = bulk.us_to_db(change_at)
-    id_list = change_ids.tolist()
-    to_names = [STAGES[c] for c in change_to.tolist()]
-    from_names = [STAGES[c] for c in change_from.tolist()]
-    # the first run fills empty tables (every buyer changes from lead); later runs write the few changes
-    stages, stage_cols = t.__table__, ["customer_id", "stage", "since", "computed_at"]
-    rows = list(zip(id_list, to_names, at_text, [stamp] * len(id_list), strict=True))
-    if len(old_ids) or not fill_empty(session, stages, stage_cols, rows):  # type: ignore[arg-type]
-        upsert(session, stages, "customer_id", stage_cols, rows)  # type: ignore[arg-type]
-    changes, change_cols = LifecycleChange.__table__, ["customer_id", "stage", "from_stage", "changed_at"]
-    rows = list(zip(id_list, to_names, from_names, at_text, strict=True))
-    if not fill_empty(session, changes, change_cols, rows):  # type: ignore[arg-type]
-        insert_tuples(session, changes, change_cols, rows)  # type: ignore[arg-type]
-    return result.stage, len(id_list)
+    # The first run fills empty tables (every buyer changes from lead); later runs write the few changes.
+    stages: dict[str, FillColumn] = {
+        "customer_id": change_ids, "stage": Labels(change_to, STAGES), "since": Micros(change_at),
+        "computed_at": Micros(np.full(len(change_ids), now_us)),
+    }  # fmt: skip
+    history: dict[str, FillColumn] = {
+        "customer_id": change_ids, "stage": Labels(change_to, STAGES),
+        "from_stage": Labels(change_from, STAGES), "changed_at": Micros(change_at),
+    }  # fmt: skip
+    if len(old_ids) or not fill_empty(session, t.__table__, stages):  # type: ignore[arg-type]
+        upsert(session, t.__table__, "customer_id", list(stages), _tuples(stages))  # type: ignore[arg-type]
+    if not fill_empty(session, LifecycleChange.__table__, history):  # type: ignore[arg-type]
+        insert_tuples(session, LifecycleChange.__table__, list(history), _tuples(history))  # type: ignore[arg-type]
+    return result.stage, len(change_ids)
+
+
+def _tuples(columns: dict[str, FillColumn]) -> list[tuple[Any, ...]]:
+    """Fill columns as the row tuples of the usual writers."""
+    return list(zip(*(python_values(c) for c in columns.values()), strict=True))
 
 
 def latest_run(session: Session) -> RecomputeRun | None:
