@@ -65,7 +65,9 @@ def test_user_and_token(initialised: Path) -> None:
         initialised, "user", "create", "--email", "x@example.com", "--password", "short", "--role", "root"
     )
     assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1
-    reset = kokyaku(initialised, "user", "set-password", "--email", "ops@example.com", "--password", "another-long-pw")
+    reset = kokyaku(
+        initialised, "user", "set-password", "--email", "ops@example.com", "--password", "another-long-pw"
+    )
     assert reset.returncode == 0, reset.stderr
     short = kokyaku(initialised, "user", "set-password", "--email", "ops@example.com", "--password", "short")
     assert short.returncode == 1 and "password" in short.stderr

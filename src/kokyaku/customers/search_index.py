@@ -7,9 +7,10 @@ Two forms, each function choosing one (ARCHITECTURE rule 7):
 - PostgreSQL (and any other database): the customer_search_grams table, (gram, customer_id) rows whose
   B-tree gives the ids of a gram newest first for keyset pagination.
 
-The FTS5 table (migrations/versions/2026-11-23_search_fts.py) is a regular one, keeping each document's text:
-SQLite 3.40 cannot DELETE from a contentless table, and an external-content table must be told the exact
-tokens a document had to delete it, which would tie every delete to the names as they were when indexed.
+The FTS5 table (revision 0012, migrations/versions/2026-11-22_search_fts.py) is a regular one, keeping each
+document's text: SQLite 3.40 cannot DELETE from a contentless table, and an external-content table must be
+told the exact tokens a document had to delete it, which would tie every delete to the names as they were
+when indexed.
 `detail=none`: only which documents hold a token is needed; `columnsize=0`: no per-document token counts
 (they serve ranking, which search does not use).
 """
@@ -64,7 +65,8 @@ def _document(grams: Collection[str]) -> str:
 
 
 def write(session: Session, grams: Mapping[int, Collection[str]]) -> None:
-    """Add the grams of customers that have none indexed (new ones, or ones just passed to `delete`)."""
+    """Add the grams of customers that have none indexed (new ones, or ones just passed to
+    `delete_customers`): on SQLite a second document for the same customer is refused."""
     if _uses_fts(session):
         # FTS5 writes a segment each time a rowid is not above the last one it took, so ids go in ascending
         docs = [(cid, _document(grams[cid])) for cid in sorted(grams) if grams[cid]]
@@ -114,10 +116,7 @@ def candidates(session: Session, grams: Sequence[str], before_id: int | None, n:
         if before_id is not None:
             below = "AND rowid < :before "
             params["before"] = before_id
-        sql = (
-            f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :q {below}"
-            "ORDER BY rowid DESC LIMIT :n"
-        )
+        sql = f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :q {below}ORDER BY rowid DESC LIMIT :n"
         return [int(i) for i in session.scalars(text(sql), params)]
     # The rarest gram drives, the others are probed per row: rare keys touch few rows, common keys stop as
     # soon as `n` rows match.
@@ -151,15 +150,15 @@ def grams_of(session: Session, customer_ids: Iterable[int]) -> dict[int, set[str
         chunk = ids[start : start + _CHUNK]
         if _uses_fts(session):
             marks = ", ".join("?" for _ in chunk)
-            rows = session.connection().exec_driver_sql(
+            docs = session.connection().exec_driver_sql(
                 f"SELECT rowid, grams FROM {FTS_TABLE} WHERE rowid IN ({marks})", tuple(chunk)
             )
-            for cid, doc in rows:
+            for cid, doc in docs:
                 out[int(cid)] = {_gram(t) for t in doc.split()}
         else:
-            rows = session.execute(
+            pairs = session.execute(
                 select(GRAMS.c.customer_id, GRAMS.c.gram).where(GRAMS.c.customer_id.in_(chunk))
             )
-            for cid, g in rows:
+            for cid, g in pairs:
                 out.setdefault(int(cid), set()).add(g)
     return out

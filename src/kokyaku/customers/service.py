@@ -3,6 +3,7 @@
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 from kokyaku.audit import service as audit
 from kokyaku.audit.service import Actor
 from kokyaku.auth.models import User
+from kokyaku.customers import search_index
 from kokyaku.customers.models import (
     COMPANY,
     PERSON,
@@ -20,7 +22,6 @@ from kokyaku.customers.models import (
     Identity,
     Interest,
 )
-from kokyaku.customers import search_index
 from kokyaku.customers.schemas import CustomerCreate, CustomerOut, CustomerUpdate, CustomFieldIn, ExternalId
 from kokyaku.db import utcnow
 from kokyaku.errors import Conflict, NotFound, ValidationFailed
@@ -163,7 +164,7 @@ def _search_ids(session: Session, f: CustomerFilters, before_id: int | None, lim
             _matching(
                 session,
                 f,
-                lambda before, n, k=kind, p=prefix: _identity_candidates(session, k, p, before, n),
+                partial(_identity_candidates, session, kind, prefix),
                 before_id,
                 limit,
                 None,
@@ -201,10 +202,7 @@ def _matching(
 def _gram_candidates(session: Session, key: str, before_id: int | None, n: int) -> list[int]:
     # One- and two-character keys are grams themselves. A longer key needs a few of its bigrams, spread
     # over it; the substring check on search_text then drops the rows that have them elsewhere.
-    if len(key) <= 2:
-        grams = [key]
-    else:
-        grams = _spread([key[i : i + 2] for i in range(len(key) - 1)], 4)
+    grams = [key] if len(key) <= 2 else _spread([key[i : i + 2] for i in range(len(key) - 1)], 4)
     return search_index.candidates(session, grams, before_id, n)
 
 
