@@ -54,9 +54,10 @@ def _gram(tok: str) -> str:
     return "".join(chr(int(part, 16)) for part in tok.split("x") if part)
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=16_384)
 def _document_of(grams: frozenset[str]) -> str:
-    # names repeat (佐藤, やまだ): callers that pass the same frozenset get its text from here
+    # Whole names repeat (佐藤 花子): a hit saves ~1.3 us of ~2.6. Each entry holds ~300 bytes for as long
+    # as the process lives (a web server too), hence a modest size.
     return " ".join(map(token, grams))
 
 
