@@ -21,9 +21,9 @@ sys.path.insert(0, str(ROOT / "src"))
 from sqlalchemy import create_engine, delete, insert, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from kokyaku.customers import duplicates  # noqa: E402
+from kokyaku.customers import duplicates, search_index  # noqa: E402
 from kokyaku.customers.merge_models import DuplicateCandidate  # noqa: E402
-from kokyaku.customers.models import Customer, SearchGram  # noqa: E402
+from kokyaku.customers.models import Customer  # noqa: E402
 from kokyaku.customers.service import search_text_of  # noqa: E402
 from kokyaku.db import Database, utcnow  # noqa: E402
 from kokyaku.demo.generate import generate  # noqa: E402
@@ -60,7 +60,9 @@ def _plant(db: Database, n: int, seed: int) -> set[tuple[int, int]]:
         variable = [p for p in people if any(ch in VARIANTS for ch in p.name)]
         chosen = rng.sample(people, n // 2) + rng.sample(variable, min(n - n // 2, len(variable)))
         start = (s.scalar(select(Customer.id).order_by(Customer.id.desc()).limit(1)) or 0) + 1
-        rows, grams, planted = [], [], set()
+        rows: list[dict[str, object]] = []
+        grams: dict[int, set[str]] = {}
+        planted = set()
         now = utcnow()
         for i, p in enumerate(chosen):
             cid = start + i
@@ -72,13 +74,10 @@ def _plant(db: Database, n: int, seed: int) -> set[tuple[int, int]]:
                 "email": f"copy{cid}@example.net", "search_text": search_text_of(name, p.name_kana),
                 "note": f"copy of {p.id}", "custom": {}, "created_at": now, "updated_at": now,
             })  # fmt: skip
-            grams += [
-                {"gram": g, "customer_id": cid}
-                for g in ngrams(search_key(name)) | ngrams(search_key(p.name_kana))
-            ]
+            grams[cid] = ngrams(search_key(name)) | ngrams(search_key(p.name_kana))
             planted.add((p.id, cid))
         s.execute(insert(Customer.__table__), rows)
-        s.execute(insert(SearchGram.__table__), grams)
+        search_index.write(s, grams)
     return planted
 
 

@@ -24,6 +24,7 @@ from kokyaku.auth import service as auth
 from kokyaku.auth.models import User
 from kokyaku.auth.schemas import UserCreate
 from kokyaku.config import Settings
+from kokyaku.customers.search_index import FTS_TABLE
 from kokyaku.db import Database
 from kokyaku.migrate import upgrade
 from kokyaku.models import metadata
@@ -83,6 +84,8 @@ def _wipe(db: Database) -> None:
         if db.is_sqlite:
             for name in tables:
                 conn.execute(text(f'DELETE FROM "{name}"'))
+            # the search index has no model (and no foreign key to empty it): ids start again from 1
+            conn.execute(text(f"DELETE FROM {FTS_TABLE}"))
         else:
             conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
 

@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 
 from kokyaku.audit.models import AuditEntry
 from kokyaku.commerce.models import CustomerMetrics, Order
-from kokyaku.customers import merge, service
+from kokyaku.customers import merge, search_index, service
 from kokyaku.customers.merge_models import CustomerMerge
-from kokyaku.customers.models import Customer, Identity, Interest, SearchGram
+from kokyaku.customers.models import Customer, Identity, Interest
 from kokyaku.customers.schemas import CustomerUpdate
 from kokyaku.db import Database
 from kokyaku.timeline import service as timeline
@@ -69,7 +69,7 @@ def _snapshot(s: Session, *ids: int) -> dict[str, Any]:
             )
         ),
         "interests": rows(select(Interest.customer_id, Interest.tag).where(Interest.customer_id.in_(ids))),
-        "grams": rows(select(SearchGram.customer_id, SearchGram.gram).where(SearchGram.customer_id.in_(ids))),
+        "grams": sorted(search_index.grams_of(s, ids).items()),
         "orders": rows(select(Order.id, Order.customer_id).where(Order.customer_id.in_(ids))),
         "metrics": rows(
             select(m.customer_id, m.order_count, m.total_spend, m.first_order_at, m.last_order_at).where(

@@ -178,7 +178,8 @@ from sqlalchemy import func as _func  # noqa: E402
 
 from kokyaku.audit.service import diff as _diff  # noqa: E402
 from kokyaku.auth.models import User  # noqa: E402
-from kokyaku.customers.models import COMPANY, CustomFieldDef, Interest, SearchGram  # noqa: E402
+from kokyaku.customers import search_index  # noqa: E402
+from kokyaku.customers.models import COMPANY, CustomFieldDef, Interest  # noqa: E402
 from kokyaku.customers.service import ENTITY, SCALAR_FIELDS, _coerce_custom  # noqa: E402
 from kokyaku.kit.normalize import ngrams, search_key  # noqa: E402
 
@@ -470,18 +471,14 @@ _search_text = _lru_cache(maxsize=200_000)(search_text_of)
 
 
 @_lru_cache(maxsize=200_000)
-def _grams_of_pair(name: str | None, kana: str | None) -> tuple[str, ...]:
-    return tuple(_grams_of(name) | _grams_of(kana))
+def _grams_of_pair(name: str | None, kana: str | None) -> frozenset[str]:
+    # the same frozenset for the same pair: the search index keeps the text it makes of it
+    return _grams_of(name) | _grams_of(kana)
 
 
-def _add_grams(by_gram: dict[str, list[int]], cid: int, state: dict[str, Any]) -> None:
+def _state_grams(state: dict[str, Any]) -> frozenset[str]:
     get = state.get
-    for g in _grams_of_pair(get("name"), get("name_kana")):
-        ids = by_gram.get(g)
-        if ids is None:
-            by_gram[g] = [cid]
-        else:
-            ids.append(cid)
+    return _grams_of_pair(get("name"), get("name_kana"))
 
 
 def _identity_rows(cid: int, state: dict[str, Any], old: dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -578,7 +575,7 @@ def _write(
     changed = [cid for cid in before if states[cid] != before[cid]]
     identities: list[tuple[Any, ...]] = []
     interests: list[tuple[int, str]] = []
-    by_gram: dict[str, list[int]] = {}
+    grams: dict[int, frozenset[str]] = {}
     # (entity_type, entity_id, action, changes as JSON text)
     audits: list[tuple[str, int, str, str]] = []
     for ref, cid in ids.items():
@@ -587,7 +584,7 @@ def _write(
         tags = state.get("interests")
         if tags:
             interests += [(cid, t) for t in tags]
-        _add_grams(by_gram, cid, state)
+        grams[cid] = _state_grams(state)
         if audit_rows:
             audits.append((ENTITY[state["kind"]], cid, "create", _created_json(state)))
     updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
@@ -609,7 +606,7 @@ def _write(
             interests += [(cid, t) for t in new.get("interests", ())]
         if "search_text" in values:
             regram.append(cid)
-            _add_grams(by_gram, cid, new)
+            grams[cid] = _state_grams(new)
         if audit_rows:
             audits.append((ENTITY[new["kind"]], cid, "update", _json.dumps(_diff(old, new))))
     for names, params in updates.items():
@@ -617,16 +614,14 @@ def _write(
         session.connection().execute(stmt, params)
     for chunk in _in_chunks(retag):
         session.execute(_delete(Interest).where(Interest.customer_id.in_(chunk)))
-    for chunk in _in_chunks(regram):
-        session.execute(_delete(SearchGram).where(SearchGram.customer_id.in_(chunk)))
+    search_index.delete_customers(session, regram)
     # Rows in the order of each table's busiest index, so that the B-tree takes them page by page instead of
-    # jumping about: identities by (kind, value), grams by (gram, customer_id) (ids grow within each gram).
+    # jumping about: identities by (kind, value) (the search index orders its own rows).
     identities.sort(key=_kind_value)
     insert_rows(session, Identity.__table__, [(*r, now) for r in identities],
                 ["customer_id", "kind", "value", "source", "created_at"])  # fmt: skip
     insert_rows(session, Interest.__table__, interests, ["customer_id", "tag"])
-    grams = [(g, cid) for g in sorted(by_gram) for cid in by_gram[g]]
-    insert_rows(session, SearchGram.__table__, grams, ["gram", "customer_id"])
+    search_index.write(session, grams)
     if audits:
         head = (now, actor.user_id, actor.label)
         insert_rows(session, AuditEntry.__table__, [(*head, *a) for a in audits],

@@ -93,7 +93,11 @@ class Interest(Base):
 
 
 class SearchGram(Base):
-    """Unigrams and bigrams of each customer's name and kana, so that short Japanese queries use an index."""
+    """Unigrams and bigrams of each customer's name and kana, so that short Japanese queries use an index.
+
+    PostgreSQL (and any database but SQLite) keeps them here. SQLite keeps them in the FTS5 table
+    customer_search_fts instead, one document per customer, which is several times cheaper to write; this
+    table stays empty there. Read and write them only through customers.search_index."""
 
     __tablename__ = "customer_search_grams"
     __table_args__ = ({"sqlite_with_rowid": False},)

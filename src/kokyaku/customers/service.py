@@ -3,15 +3,17 @@
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from kokyaku.audit import service as audit
 from kokyaku.audit.service import Actor
 from kokyaku.auth.models import User
+from kokyaku.customers import search_index
 from kokyaku.customers.models import (
     COMPANY,
     PERSON,
@@ -19,7 +21,6 @@ from kokyaku.customers.models import (
     CustomFieldDef,
     Identity,
     Interest,
-    SearchGram,
 )
 from kokyaku.customers.schemas import CustomerCreate, CustomerOut, CustomerUpdate, CustomFieldIn, ExternalId
 from kokyaku.db import utcnow
@@ -163,7 +164,7 @@ def _search_ids(session: Session, f: CustomerFilters, before_id: int | None, lim
             _matching(
                 session,
                 f,
-                lambda before, n, k=kind, p=prefix: _identity_candidates(session, k, p, before, n),
+                partial(_identity_candidates, session, kind, prefix),
                 before_id,
                 limit,
                 None,
@@ -199,29 +200,10 @@ def _matching(
 
 
 def _gram_candidates(session: Session, key: str, before_id: int | None, n: int) -> list[int]:
-    # One- and two-character keys are grams themselves. A longer key drives from its rarest bigram and
-    # probes a few others: rare keys touch few rows, common keys stop as soon as `n` rows match.
-    if len(key) <= 2:
-        grams = [key]
-    else:
-        grams = sorted(
-            dict.fromkeys(_spread([key[i : i + 2] for i in range(len(key) - 1)], 4)),
-            key=lambda gram: _gram_frequency(session, gram),
-        )
-    driver = aliased(SearchGram)
-    stmt = select(driver.customer_id).where(driver.gram == grams[0])
-    for gram in grams[1:]:
-        other = aliased(SearchGram)
-        stmt = stmt.join(other, and_(other.customer_id == driver.customer_id, other.gram == gram))
-    if before_id is not None:
-        stmt = stmt.where(driver.customer_id < before_id)
-    return list(session.scalars(stmt.order_by(driver.customer_id.desc()).limit(n)))
-
-
-def _gram_frequency(session: Session, gram: str, cap: int = 5000) -> int:
-    """How many customers have this gram, counted only up to `cap` so that the count stays cheap."""
-    sub = select(SearchGram.customer_id).where(SearchGram.gram == gram).limit(cap).subquery()
-    return int(session.scalar(select(func.count()).select_from(sub)) or 0)
+    # One- and two-character keys are grams themselves. A longer key needs a few of its bigrams, spread
+    # over it; the substring check on search_text then drops the rows that have them elsewhere.
+    grams = [key] if len(key) <= 2 else _spread([key[i : i + 2] for i in range(len(key) - 1)], 4)
+    return search_index.candidates(session, grams, before_id, n)
 
 
 def _spread(items: list[str], count: int) -> list[str]:
@@ -411,10 +393,8 @@ def _set_interests(session: Session, customer: Customer, tags: Iterable[str]) ->
 
 def _reindex(session: Session, customer: Customer) -> None:
     customer.search_text = search_text_of(customer.name, customer.name_kana)
-    session.execute(delete(SearchGram).where(SearchGram.customer_id == customer.id))
     grams = ngrams(search_key(customer.name)) | ngrams(search_key(customer.name_kana))
-    if grams:
-        session.execute(insert(SearchGram), [{"gram": g, "customer_id": customer.id} for g in grams])
+    search_index.replace(session, {customer.id: grams})
 
 
 def search_text_of(name: str | None, kana: str | None) -> str:
@@ -512,7 +492,8 @@ def delete_customer(session: Session, *, actor: Actor, customer_id: int, kind: s
 
 def _delete_derived_rows(session: Session, customer_id: int) -> None:
     """Delete the rows of the customer, and of the customers merged into it (the database deletes them with
-    it), from the tables whose customer_id has no foreign key to cascade (marked DERIVED_FROM_CUSTOMER)."""
+    it), from the tables whose customer_id has no foreign key to cascade (marked DERIVED_FROM_CUSTOMER), and
+    from the search index (an FTS5 table on SQLite, which no foreign key reaches either)."""
     merged = select(Customer.id).where(Customer.id == customer_id).cte("merged", recursive=True)
     merged = merged.union_all(select(Customer.id).where(Customer.merged_into_id == merged.c.id))
     ids = list(session.scalars(select(merged.c.id)))
@@ -520,6 +501,7 @@ def _delete_derived_rows(session: Session, customer_id: int) -> None:
         for column in table.columns:
             if column.info.get("derived_from") == "customers.id":
                 session.execute(delete(table).where(column.in_(ids)))
+    search_index.delete_customers(session, ids)
 
 
 def _flush_identities(session: Session) -> None:

@@ -19,7 +19,8 @@ from kokyaku.auth import service as auth
 from kokyaku.auth.models import User
 from kokyaku.auth.schemas import UserCreate
 from kokyaku.config import get_settings
-from kokyaku.customers.models import Customer, Identity, Interest, SearchGram
+from kokyaku.customers import search_index
+from kokyaku.customers.models import Customer, Identity, Interest
 from kokyaku.customers.service import search_text_of
 from kokyaku.db import Database, utcnow
 from kokyaku.demo.orders import generate_orders
@@ -307,12 +308,8 @@ def _table(model: Any) -> Table:
     return cast(Table, model.__table__)
 
 
-def _grams(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for r in rows:
-        for g in ngrams(search_key(r["name"])) | ngrams(search_key(r["name_kana"])):
-            out.append({"gram": g, "customer_id": r["id"]})
-    return out
+def _grams(rows: list[dict[str, Any]]) -> dict[int, set[str]]:
+    return {r["id"]: ngrams(search_key(r["name"])) | ngrams(search_key(r["name_kana"])) for r in rows}
 
 
 def _write(
@@ -330,7 +327,7 @@ def _write(
         session.execute(insert(_table(Identity)), ident_now)
     if interests:
         session.execute(insert(_table(Interest)), interests)
-    session.execute(insert(_table(SearchGram)), _grams(rows))
+    search_index.write(session, _grams(rows))
 
 
 def generate(
