@@ -588,7 +588,7 @@ def _write(
         if audit_rows:
             audits.append((ENTITY[state["kind"]], cid, "create", _created_json(state)))
     updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    regram: list[int] = []
+    regram: dict[int, frozenset[str]] = {}  # the old grams of customers whose name or kana changed
     retag: list[int] = []
     for cid in changed:
         old, new = before[cid], states[cid]
@@ -605,7 +605,7 @@ def _write(
             retag.append(cid)
             interests += [(cid, t) for t in new.get("interests", ())]
         if "search_text" in values:
-            regram.append(cid)
+            regram[cid] = _state_grams(old)
             grams[cid] = _state_grams(new)
         if audit_rows:
             audits.append((ENTITY[new["kind"]], cid, "update", _json.dumps(_diff(old, new))))
@@ -614,7 +614,7 @@ def _write(
         session.connection().execute(stmt, params)
     for chunk in _in_chunks(retag):
         session.execute(_delete(Interest).where(Interest.customer_id.in_(chunk)))
-    search_index.delete_customers(session, regram)
+    search_index.remove(session, regram)
     # Rows in the order of each table's busiest index, so that the B-tree takes them page by page instead of
     # jumping about: identities by (kind, value) (the search index orders its own rows).
     identities.sort(key=_kind_value)

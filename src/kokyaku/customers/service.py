@@ -392,9 +392,10 @@ def _set_interests(session: Session, customer: Customer, tags: Iterable[str]) ->
 
 
 def _reindex(session: Session, customer: Customer) -> None:
+    old = search_index.grams_of_search_text(customer.search_text)
     customer.search_text = search_text_of(customer.name, customer.name_kana)
     grams = ngrams(search_key(customer.name)) | ngrams(search_key(customer.name_kana))
-    search_index.replace(session, {customer.id: grams})
+    search_index.replace(session, {customer.id: old}, {customer.id: grams})
 
 
 def search_text_of(name: str | None, kana: str | None) -> str:
@@ -493,13 +494,13 @@ def delete_customer(session: Session, *, actor: Actor, customer_id: int, kind: s
 def _delete_derived_rows(session: Session, customer_id: int) -> None:
     """Delete the rows of the customer, and of the customers merged into it (the database deletes them with
     it), from the tables whose customer_id has no foreign key to cascade (marked DERIVED_FROM_CUSTOMER), and
-    from the search index (an FTS5 table on SQLite, which no foreign key reaches either)."""
+    from the search index, which removes its rows its own way (by their whole key, or FTS5 rowid)."""
     merged = select(Customer.id).where(Customer.id == customer_id).cte("merged", recursive=True)
     merged = merged.union_all(select(Customer.id).where(Customer.merged_into_id == merged.c.id))
     ids = list(session.scalars(select(merged.c.id)))
     for table in Customer.metadata.sorted_tables:
         for column in table.columns:
-            if column.info.get("derived_from") == "customers.id":
+            if column.info.get("derived_from") == "customers.id" and "removed_by" not in column.info:
                 session.execute(delete(table).where(column.in_(ids)))
     search_index.delete_customers(session, ids)
 
