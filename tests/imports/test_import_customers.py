@@ -300,3 +300,28 @@ def test_the_database_still_refuses_orphan_rows_after_an_import(db: Database, tm
     finally:
         for conn in held:
             conn.close()
+
+
+def test_postgresql_analyses_the_tables_an_import_grows(db: Database, tmp_path: Path) -> None:
+    """After write batches 1, 2 and 4 (not 3 or 5), so that lookups in the grown tables use their indexes."""
+    if db.is_sqlite:
+        pytest.skip("SQLite's planner needs no statistics to use an index for IN lists")
+    import time
+
+    from sqlalchemy import text
+
+    def analyses() -> int:
+        with db.engine.connect() as conn:
+            conn.execute(text("SELECT pg_stat_clear_snapshot()"))
+            return int(conn.scalar(text(
+                "SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'customer_identities'"
+            )) or 0)  # fmt: skip
+
+    before = analyses()
+    path = write_csv(tmp_path / "c.csv", [JA_HEADER, *(person(i) for i in range(1, 11))], "utf-8")
+    result = run(db, path, batch_rows=2)  # five batches
+    assert (result.status, result.created) == ("done", 10)
+    deadline = time.monotonic() + 10  # other backends report their statistics within about a second
+    while analyses() < before + 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert analyses() == before + 3

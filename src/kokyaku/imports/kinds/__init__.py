@@ -52,6 +52,10 @@ class Importer:
     # True: on SQLite, write batches on one connection with a larger cache and without foreign-key checks
     # (service._bulk_connection); only for importers whose every reference is checked in the transaction
     sqlite_bulk = False
+    # Tables this import grows and looks rows up in by key lists (`value IN (...)`): PostgreSQL analyses them
+    # as they grow (service._write_batch), else its planner keeps the statistics of the small table it saw
+    # and scans the whole table for each lookup.
+    grows: tuple[str, ...] = ()
 
     def __init__(self, session: Session, context: Context) -> None:
         self.context = context

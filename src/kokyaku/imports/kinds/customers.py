@@ -42,6 +42,7 @@ class CustomerImporter(Importer):
     customer_kind = PERSON
     batch_rows = 20_000  # ~25 rows in six tables per customer: bigger transactions write fewer index pages
     sqlite_bulk = True  # bulk.upsert_customers checks every id it writes in its own transaction
+    grows = ("customers", "customer_identities")
 
     def __init__(self, session: Session, context: Context) -> None:
         super().__init__(session, context)

@@ -72,6 +72,7 @@ def _choice(table: dict[str, str], text: str) -> str | None:
 
 class OrderImporter(Importer):
     kind = "orders"
+    grows = ("orders",)
     run_keys = True  # order ids already seen in this run, to catch an order split over distant rows
 
     def parse(self, row: int, cells: Cells) -> tuple[Any | None, list[Problem]]:

@@ -37,6 +37,7 @@ def minor_digits(currency: str) -> int:
 
 class ProductImporter(Importer):
     kind = "products"
+    grows = ("products",)
 
     def parse(self, row: int, cells: Cells) -> tuple[Any | None, list[Problem]]:
         data: dict[str, Any] = {k: first(cells, k) for k in ("sku", "name", "category", "currency")}

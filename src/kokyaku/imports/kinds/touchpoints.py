@@ -48,6 +48,7 @@ class TouchRow:
 
 class TouchpointImporter(Importer):
     kind = "touchpoints"
+    grows = ("touchpoints",)
 
     def parse(self, row: int, cells: Cells) -> tuple[Any | None, list[Problem]]:
         problems: list[Problem] = []
