@@ -1,6 +1,7 @@
 """The fast way to write many rows: ids reserved up front, then DB-API executemany of tuples on SQLite and
 COPY on PostgreSQL (a core insert elsewhere); upserts by key the same way, through a temporary table on
-PostgreSQL.
+PostgreSQL; a first fill of an empty table from numpy columns, its indexes built once at the end
+(`fill_empty`); and the reverse, a million rows read as numpy arrays packed by PostgreSQL (`read_packed`).
 
 Values must already be in the database's form: `db_formats` gives the functions that put an aware datetime
 and a JSON object in the form SQLAlchemy itself would store, so rows written here read back exactly like rows
