@@ -63,7 +63,7 @@ def create_prospects(session: Session, *, actor: Actor, prospects: list[Prospect
     """
     if not prospects:
         return []
-    ids = reserve_ids(session, CUSTOMERS, len(prospects)) or allocate_ids(session, CUSTOMERS, len(prospects))
+    ids = _reserve(session, CUSTOMERS, len(prospects))
     when, _as_json = db_formats(session)
     now = when(utcnow())
     customers, identities, audits = [], [], []
@@ -553,7 +553,7 @@ def _write(
     table = CUSTOMERS
     new_refs = [ref for ref in states if ref < 0]
     new_refs.sort(reverse=True)  # -2, -5, ... : file order
-    ids = dict(zip(new_refs, allocate_ids(session, table, len(new_refs)), strict=True))
+    ids = dict(zip(new_refs, _reserve(session, table, len(new_refs)), strict=True))
     if new_refs:
         # Only the columns some row of the batch sets (the others have no default: NULL either way): an
         # import file has a handful of the ~25 columns, and each costs binding and conversion per row.
@@ -633,19 +633,13 @@ def _kind_value(row: tuple[Any, ...]) -> tuple[str, str]:
     return row[1], row[2]
 
 
-def allocate_ids(session: Session, table: Any, n: int) -> list[int]:
+def _reserve(session: Session, table: Any, n: int) -> list[int]:
     """n new primary keys for `table`, taken before the insert so that batched inserts need no RETURNING
     (SQLite answers RETURNING with file order only one row per statement)."""
-    if n == 0:
-        return []
-    conn = session.connection()
-    if conn.dialect.name == "postgresql":
-        seq = f"pg_get_serial_sequence('{table.name}', 'id')"
-        sql = f"SELECT nextval({seq}) FROM generate_series(1, {int(n)})"
-        return [int(i) for i in conn.exec_driver_sql(sql).scalars()]
-    # SQLite: a writing transaction holds the only write lock (BEGIN IMMEDIATE), so max(id) stays ours.
-    top = conn.execute(select(_func.max(table.c.id))).scalar() or 0
-    return list(range(top + 1, top + 1 + n))
+    ids = reserve_ids(session, table, n)
+    if ids is None:
+        raise NotImplementedError("bulk customer writes need SQLite or PostgreSQL")
+    return ids
 
 
 _MAX_MARKS = 999  # bound parameters per statement that every SQLite build accepts
