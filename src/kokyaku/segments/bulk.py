@@ -2,7 +2,6 @@
 through kokyaku.kit.bulk."""
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -12,11 +11,6 @@ from sqlalchemy.orm import Session
 
 def dialect(session: Session) -> str:
     return session.get_bind().dialect.name
-
-
-def db_datetime(value: datetime) -> str:
-    """A UTC datetime as SQLAlchemy stores it on SQLite (and as PostgreSQL's COPY reads it)."""
-    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def db_to_us(values: Sequence[str | None]) -> np.ndarray:
