@@ -102,6 +102,8 @@ def remove(session: Session, grams: Mapping[int, Collection[str]]) -> None:
             )
         elif session.get_bind().dialect.name == "postgresql":
             pairs = [(g, cid) for cid in chunk for g in grams[cid]]
+            if not pairs:
+                continue
             session.execute(
                 text(
                     f"DELETE FROM {GRAMS.name} t USING unnest(CAST(:g AS varchar[]), CAST(:c AS integer[])) "
