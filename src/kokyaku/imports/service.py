@@ -20,7 +20,7 @@ import pickle
 import sqlite3
 import tempfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,10 +36,11 @@ from kokyaku.db import Database, utcnow
 from kokyaku.errors import KokyakuError, NotFound, ValidationFailed
 from kokyaku.i18n import gettext
 from kokyaku.imports import mapping as mapping_
-from kokyaku.imports.kinds import Cells, Context, Key, Problem, importer_for
+from kokyaku.imports import parsing
+from kokyaku.imports.kinds import Context, Key, Problem, importer_for
 from kokyaku.imports.models import KINDS, MODES, ImportRun
+from kokyaku.imports.parsing import ParseSpec
 from kokyaku.imports.reader import CsvFile, ImportFileError
-from kokyaku.imports.values import cell
 
 BULK_CACHE_KB = 256 * 1024  # SQLite page cache of an import's writing connection
 KEPT_ERRORS = 200  # problems stored on the run for the page; the error file has all of them
@@ -79,6 +80,7 @@ class Options:
     context: Context = field(default_factory=Context)
     audit_rows: bool = True  # bench/import_bench.py measures the import without per-row audit rows too
     fail_in_batch: int | None = None  # tests only: raise inside the n-th write batch, before its commit
+    parse_in_child: bool | None = None  # read the file in a second process; None: for big files (parsing.py)
 
 
 @dataclass
@@ -179,8 +181,8 @@ class Spool:
         self.file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close(), after the write pass
         self.count = 0
 
-    def add(self, records: list[Any], n_rows: int) -> None:
-        data = zlib.compress(pickle.dumps((records, n_rows), protocol=pickle.HIGHEST_PROTOCOL), 1)
+    def add(self, data: bytes) -> None:
+        """One batch as parsing.spool_blob makes it."""
         self.file.write(len(data).to_bytes(8, "little"))
         self.file.write(data)
         self.count += 1
@@ -345,8 +347,13 @@ class _Runner:
         except KokyakuError as exc:
             self._finish("failed", message=exc)
             raise
-        plan = [(i, self.columns.get(h, "")) for i, h in enumerate(self.file.header)]
-        self.plan = [(i, f) for i, f in plan if f]
+        fields = [(i, self.columns.get(h, "")) for i, h in enumerate(self.file.header)]
+        self.spec = ParseSpec(
+            kind=self.kind, path=self.path, name=self.path.name, max_bytes=self.options.max_bytes,
+            context=self.options.context, fields=[(i, f) for i, f in fields if f],
+            batch_rows=self.options.batch_rows or self.importer.batch_rows,
+        )  # fmt: skip
+        self.bytes_read = 0
         self.header_of: dict[str, str] = {}
         for h, f in self.columns.items():
             self.header_of.setdefault(f, h)
@@ -394,7 +401,6 @@ class _Runner:
         same import then reads them back instead of parsing and validating every row again."""
         counts = counts or Counts()
         write = phase == "write"
-        batches = spool.batches() if write and spool is not None else self._batches(skip)
         keys = RunKeys() if not write or getattr(self.importer, "run_keys", False) else None
         errors = (
             ErrorFile(errors_path, self.file.header, self.options.locale)
@@ -419,10 +425,21 @@ class _Runner:
         stack = ExitStack()
         self.bulk_conn = stack.enter_context(_bulk_connection(self.db, write and self.importer.sqlite_bulk))
         try:
-            for batch, raw, invalid, n_rows in batches:
+            source: Iterable[parsing.Batch]
+            if write and spool is not None:
+                source = spool.batches()
+            else:
+                source = read = stack.enter_context(parsing.batches(
+                    self.importer, self.spec, self.file, skip=skip, spooled=spool is not None,
+                    db_url=self.db.url, in_child=self.options.parse_in_child,
+                ))  # fmt: skip
+            for batch, raw, invalid, n_rows in source:
                 batch_no += 1
-                if spool is not None and not write:
-                    spool.add(batch, n_rows)
+                if not (write and spool is not None):
+                    self.bytes_read = read.bytes_read
+                    if spool is not None:
+                        assert read.spool_blob is not None
+                        spool.add(read.spool_blob)
                 if self.check_cancel:
                     self.check_cancel()
                 if write:
@@ -496,46 +513,6 @@ class _Runner:
         with self.db.session() as s:
             s.execute(text(f"ANALYZE {', '.join(tables)}"))
 
-    def _batches(self, skip: int) -> Iterator[tuple[list[Any], dict[int, list[str]], list[Problem], int]]:
-        """(records, raw cells of the rows, problems of invalid rows) per batch; an order stays whole."""
-        width = len(self.file.header)
-        limit = self.options.batch_rows or self.importer.batch_rows
-        batch: list[Any] = []
-        raw: dict[int, list[str]] = {}
-        invalid: list[Problem] = []
-        last_group: str | None = None
-        seen = 0
-        for row, cells in self.file.rows():
-            seen += 1
-            if seen <= skip:
-                continue
-            record, problems = self._parse(row, cells, width)
-            group = self.importer.group(record) if record is not None else None
-            if len(raw) >= limit and (group is None or group != last_group):
-                yield batch, raw, invalid, len(raw)
-                batch, raw, invalid = [], {}, []
-            raw[row] = cells
-            if record is not None:
-                batch.append(record)
-                last_group = group
-            else:
-                invalid += problems
-        if batch or invalid:
-            yield batch, raw, invalid, len(raw)
-
-    def _parse(self, row: int, cells: list[str], width: int) -> tuple[Any | None, list[Problem]]:
-        if len(cells) != width and not (len(cells) > width and not any(cells[width:])):
-            message = "This row has {cells} cells but the header has {columns}."
-            return None, [(row, "", message, {"cells": len(cells), "columns": width})]
-        mapped: Cells = {}
-        for i, fld in self.plan:
-            text = cells[i]
-            if text:
-                text = cell(text)
-                if text:
-                    mapped.setdefault(fld, []).append(text)
-        return self.importer.parse(row, mapped)
-
     # -------------------------------------------------------- bookkeeping
 
     def _tally(
@@ -580,7 +557,7 @@ class _Runner:
 
     def _report(self, phase: str, counts: Counts, rows_total: int | None) -> None:
         if self.on_progress:
-            done = self.file.bytes_read
+            done = self.bytes_read
             if rows_total:  # reading the spool, not the file: the share of rows says how far
                 done = self.file.size * counts.rows // rows_total
             self.on_progress(Progress(phase, counts.rows, done, self.file.size))
