@@ -173,6 +173,23 @@ class Database:
         for hook in hooks:
             hook()
 
+    @contextmanager
+    def checkpointing_thread(self) -> Iterator[bool]:
+        """SQLite: a WalCheckpointer for the duration of a long series of writes (an import), unless the
+        database runs one already (the web server's). Yields whether the writes may leave checkpoints to a
+        thread: then their connection should raise its own threshold to WAL_AUTOCHECKPOINT_BACKSTOP, and
+        the copying runs on another core instead of inside their commits."""
+        path = make_url(self.url).database if self.is_sqlite else None
+        if path in (None, "", ":memory:"):
+            yield False
+            return
+        own = WalCheckpointer(str(path)) if self._checkpointer is None else None
+        try:
+            yield True
+        finally:
+            if own is not None:
+                own.stop()
+
     def dispose(self) -> None:
         if self._checkpointer is not None:
             self._checkpointer.stop()

@@ -32,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kokyaku.audit.service import Actor
-from kokyaku.db import Database, utcnow
+from kokyaku.db import WAL_AUTOCHECKPOINT_BACKSTOP, Database, utcnow
 from kokyaku.errors import KokyakuError, NotFound, ValidationFailed
 from kokyaku.i18n import gettext
 from kokyaku.imports import mapping as mapping_
@@ -150,14 +150,19 @@ def _bulk_connection(db: Database, enabled: bool) -> Iterator[Connection | None]
     raw = conn.connection.driver_connection
     assert raw is not None
     cache = raw.execute("PRAGMA cache_size").fetchone()[0]
+    autocheckpoint = raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
     try:
         raw.execute("PRAGMA foreign_keys=OFF")
         raw.execute(f"PRAGMA cache_size=-{BULK_CACHE_KB}")
-        yield conn
+        with db.checkpointing_thread() as threaded:
+            if threaded:
+                raw.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_BACKSTOP}")
+            yield conn
     finally:
         try:
             raw.execute("PRAGMA foreign_keys=ON")
             raw.execute(f"PRAGMA cache_size={int(cache)}")
+            raw.execute(f"PRAGMA wal_autocheckpoint={int(autocheckpoint)}")
         except Exception:
             conn.invalidate()  # never hand a connection without foreign keys back to the pool
             raise
