@@ -200,9 +200,12 @@ class Spool:
     def batches(self) -> Iterator[tuple[list[Any], dict[int, list[str]], list[Problem], int]]:
         self.file.seek(0)
         for _ in range(self.count):
-            size = int.from_bytes(self.file.read(8), "little")
-            records, n_rows = pickle.loads(zlib.decompress(self.file.read(size)))  # noqa: S301 - our own file
-            yield records, {}, [], n_rows
+            yield self._read()  # not bound to a name here: see parsing._Pending
+
+    def _read(self) -> tuple[list[Any], dict[int, list[str]], list[Problem], int]:
+        size = int.from_bytes(self.file.read(8), "little")
+        records, n_rows = pickle.loads(zlib.decompress(self.file.read(size)))  # noqa: S301 - our own file
+        return records, {}, [], n_rows
 
     def close(self) -> None:
         self.file.close()
