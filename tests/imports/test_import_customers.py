@@ -1,5 +1,6 @@
 """Importing customers and companies: modes, upserts, audit rows, and a killed import."""
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from kokyaku.audit.models import AuditEntry
 from kokyaku.customers import service as customers
 from kokyaku.customers.models import Customer, CustomFieldDef, Identity
 from kokyaku.customers.schemas import CustomerCreate, CustomFieldIn
-from kokyaku.db import Database
+from kokyaku.db import WAL_AUTOCHECKPOINT, Database
 from kokyaku.imports.models import ImportRun
 from kokyaku.imports.service import BadMapping, Options, _KillForTest, run_import
 from tests.conftest import TEST_ACTOR
@@ -284,12 +285,14 @@ def test_a_killed_skip_invalid_import_rerun_from_scratch(db: Database, tmp_path:
 
 
 def test_the_database_still_refuses_orphan_rows_after_an_import(db: Database, tmp_path: Path) -> None:
-    # On SQLite the import writes without foreign-key checks on its own connection; no connection may come
-    # back to the pool that way, even from a killed import.
+    # On SQLite the import writes without foreign-key checks on its own connection, which also leaves WAL
+    # checkpoints to a thread of its own; no connection may come back to the pool that way, and no thread
+    # may stay behind, even after a killed import.
     path = write_csv(tmp_path / "o.csv", [JA_HEADER] + [person(i) for i in range(15)])
     with pytest.raises(_KillForTest):
         run(db, path, batch_rows=5, fail_in_batch=2)
     run(db, path, batch_rows=5)
+    assert not [t for t in threading.enumerate() if t.name == "sqlite-wal-checkpoint"]
     held = []
     try:
         for _ in range(db.engine.pool.checkedin() + 1):  # type: ignore[attr-defined]
@@ -297,6 +300,8 @@ def test_the_database_still_refuses_orphan_rows_after_an_import(db: Database, tm
         for conn in held:
             with pytest.raises(IntegrityError), conn.begin():
                 conn.execute(insert(Identity).values(customer_id=10**9, kind="email", value="o@example.jp"))
+            if db.is_sqlite:
+                assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == WAL_AUTOCHECKPOINT
     finally:
         for conn in held:
             conn.close()
