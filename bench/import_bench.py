@@ -7,8 +7,9 @@ table, without validation, matching, search grams or audit rows (the floor for "
 The generated file has Japanese names with kana, emails, mobile and landline phones, postal codes,
 prefectures weighted by population, birthdays, genders and interests (UTF-8, as Excel's "CSV UTF-8" writes).
 Variants, each on a fresh database built by the migrations:
-  all-or-nothing   the CLI default: pass 1 checks every row, pass 2 writes (batches of 20,000 rows,
-                   the importer's default; the CLI passes --batch-size, 5,000 unless set)
+  all-or-nothing   the CLI default: pass 1 checks every row, pass 2 writes (batches of 50,000 rows,
+                   the importer's default, which the CLI keeps unless --batch-size is given); files over
+                   8 MB are read and checked row by row in a second process (imports/parsing.py)
   skip-invalid     one pass that checks and writes
   no per-row audit skip-invalid without the audit row per created customer (to price the audit rows)
   re-import        the same file again onto the all-or-nothing database: every row unchanged

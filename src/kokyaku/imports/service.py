@@ -1,4 +1,4 @@
-"""Running an import: the file is read as a stream and handled in batches (5,000 rows by default, 20,000
+"""Running an import: the file is read as a stream and handled in batches (5,000 rows by default, 50,000
 for customers and companies).
 
 Modes:
