@@ -130,6 +130,18 @@ def test_reimport_changes_nothing_and_writes_no_audit(db: Database, tmp_path: Pa
     assert counts(db) == after_first
 
 
+def test_an_unchanged_file_skips_the_write_pass(db: Database, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "same.csv", [JA_HEADER] + [person(i) for i in range(12)])
+    phases: list[list[str]] = []
+    for _attempt in range(2):
+        seen: list[str] = []
+        result = run_import(db, kind="customers", path=path, actor=TEST_ACTOR, options=Options(batch_rows=5),
+                            on_progress=lambda p, seen=seen: seen.append(p.phase))  # fmt: skip
+        phases.append(sorted(set(seen)))
+    assert phases == [["check", "write"], ["check"]]
+    assert (result.status, result.rows_done, result.created, result.unchanged) == ("done", 12, 0, 12)
+
+
 def test_update_changes_only_filled_cells_and_audits_the_difference(db: Database, tmp_path: Path) -> None:
     run(db, write_csv(tmp_path / "1.csv", [JA_HEADER, person(1)]))
     # same email: the same customer. Empty cells keep what is there; a new phone is added, not swapped.

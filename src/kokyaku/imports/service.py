@@ -3,8 +3,8 @@ for customers and companies).
 
 Modes:
 - dry_run: every row is checked against the rules and the database (pass "check"); nothing is written.
-- all_or_nothing: the check pass runs over the whole file first; only if no row is invalid does the write
-  pass start. A file with one bad row writes nothing.
+- all_or_nothing: the check pass runs over the whole file first; only if no row is invalid (and some row
+  creates or changes something) does the write pass start. A file with one bad row writes nothing.
 - skip_invalid: one write pass; invalid rows are reported and left out.
 
 Crash safety: each write batch is one transaction that also advances `import_runs.rows_done` and the counts,
@@ -394,7 +394,10 @@ class _Runner:
                 spool = Spool() if mode == "all_or_nothing" else None
                 try:
                     counts = self._pass("check", errors_path, spool=spool)
-                    if spool is not None and counts.invalid == 0:
+                    # Every row unchanged (a file imported again): the write pass would write nothing, so
+                    # it is not run. Had the data changed since, the import would simply have run first.
+                    changes = counts.created or counts.updated
+                    if spool is not None and counts.invalid == 0 and changes:
                         counts = self._pass("write", None, rows_total=counts.rows, spool=spool)
                 finally:
                     if spool is not None:
