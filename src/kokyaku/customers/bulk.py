@@ -170,7 +170,6 @@ from collections.abc import Callable as _Callable  # noqa: E402
 from dataclasses import field as _field  # noqa: E402
 from datetime import date, datetime  # noqa: E402
 from functools import lru_cache as _lru_cache  # noqa: E402
-from itertools import chain as _chain  # noqa: E402
 from json import encoder as _json_encoder  # noqa: E402
 
 from sqlalchemy import delete as _delete  # noqa: E402
@@ -653,10 +652,6 @@ def _reserve(session: Session, table: Any, n: int) -> list[int]:
     return ids
 
 
-_MAX_MARKS = 999  # bound parameters per statement that every SQLite build accepts
-_ROWS_PER_INSERT = 200  # rows per multi-row INSERT on SQLite: fewer statement steps, ~30% less per row
-
-
 def insert_rows(
     session: Session,
     table: Any,
@@ -665,15 +660,13 @@ def insert_rows(
     *,
     ready: tuple[str, ...] = (),
 ) -> None:
-    """Insert plain rows (dicts with the same keys, or tuples in the order of `names`) at the driver level:
-    the columns' own bind processors convert the values as SQLAlchemy would (except in the columns named in
-    `ready`, whose values are already in database form, such as JSON text), then COPY on PostgreSQL, and on
-    SQLite multi-row INSERTs through one executemany. SQLAlchemy's executemany costs ~15 us a row; this
-    ~1 us."""
+    """Insert plain rows (dicts with the same keys, or tuples in the order of `names`) with
+    kit.bulk.insert_tuples, their values converted by the columns' own bind processors as SQLAlchemy would
+    (except in the columns named in `ready`, whose values are already in database form, such as JSON
+    text)."""
     if not rows:
         return
-    conn = session.connection()
-    dialect = conn.dialect
+    dialect = session.connection().dialect
     if names is None:
         names = list(rows[0])
         rows = [tuple(r[n] for n in names) for r in rows]  # type: ignore[call-overload]
@@ -698,30 +691,7 @@ def insert_rows(
                     if isinstance(v, datetime):
                         last[i] = (v, values[i])
             data.append(values)
-    columns = ", ".join(f'"{n}"' for n in names)
-    if dialect.name == "postgresql":
-        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        with cur, cur.copy(f'COPY "{table.name}" ({columns}) FROM STDIN') as copy:
-            for row in data:
-                copy.write_row(row)
-        return
-    width = len(names)
-    one = "(" + ", ".join("?" for _ in names) + ")"
-    per = max(1, min(_ROWS_PER_INSERT, _MAX_MARKS // width))
-    full = len(data) - len(data) % per
-    head = f'INSERT INTO "{table.name}" ({columns}) VALUES '
-    cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        if full:
-            flat = list(_chain.from_iterable(data[:full]))
-            step = per * width
-            cur.executemany(
-                head + ", ".join([one] * per), [flat[i : i + step] for i in range(0, len(flat), step)]
-            )
-        if full < len(data):
-            cur.executemany(head + one, data[full:])
-    finally:
-        cur.close()
+    insert_tuples(session, table, names, data)
 
 
 def lookup_keys(session: Session, keys: set[Key]) -> dict[Key, int]:

@@ -4,7 +4,8 @@ Reading, cleaning and checking the cells is pure Python and most of a check pass
 1,000,000-row customer file. For big files a second process (spawned, so it shares no threads or database
 connections with this one) does it and hands over each batch pickled, while this process matches the
 previous batch against the database and writes it: a two-core machine works on both at once. The batches
-are the same either way (tests/imports/test_parse_in_child.py).
+are the same either way (tests/imports/test_parse_in_child.py). As with any spawned process, a script that
+imports big files itself needs the usual `if __name__ == "__main__":` guard (the `kokyaku` commands have it).
 """
 
 import gc

@@ -143,8 +143,8 @@ def _bulk_connection(db: Database, enabled: bool) -> Iterator[Connection | None]
     cache stays warm from batch to batch (the pool would hand out others), it is larger (BULK_CACHE_KB),
     foreign-key checks are off, because the importer only writes references it has just checked in the same
     transaction (they cost a parent lookup per row: ~15% of an import of customers), and a thread copies the
-    write-ahead log back meanwhile instead of the batches' commits (Database.checkpointing_thread: ~10 s of
-    a 1,000,000-row import on the other core). Restored after."""
+    write-ahead log back meanwhile instead of the batches' commits (Database.checkpointing_thread: ~9 s of
+    a 1,000,000-row import's 82 s write pass moved to the other core). Restored after."""
     if not (enabled and db.is_sqlite):
         yield None
         return
@@ -199,12 +199,12 @@ class Spool:
         self.file.write(data)
         self.count += 1
 
-    def batches(self) -> Iterator[tuple[list[Any], dict[int, list[str]], list[Problem], int]]:
+    def batches(self) -> Iterator[parsing.Batch]:
         self.file.seek(0)
         for _ in range(self.count):
             yield self._read()  # not bound to a name here: see parsing._Pending
 
-    def _read(self) -> tuple[list[Any], dict[int, list[str]], list[Problem], int]:
+    def _read(self) -> parsing.Batch:
         size = int.from_bytes(self.file.read(8), "little")
         records, n_rows = pickle.loads(zlib.decompress(self.file.read(size)))  # noqa: S301 - our own file
         return records, {}, [], n_rows
@@ -443,6 +443,7 @@ class _Runner:
         stack = ExitStack()
         self.bulk_conn = stack.enter_context(_bulk_connection(self.db, write and self.importer.sqlite_bulk))
         try:
+            read: parsing.Batches | None = None  # the file's batches (or else the spool's)
             source: Iterable[parsing.Batch]
             if write and spool is not None:
                 source = spool.batches()
@@ -453,9 +454,9 @@ class _Runner:
                 ))  # fmt: skip
             for batch, raw, invalid, n_rows in source:
                 batch_no += 1
-                if not (write and spool is not None):
+                if read is not None:
                     self.bytes_read = read.bytes_read
-                    if spool is not None:
+                    if spool is not None:  # a check pass keeps what it read for the write pass
                         assert read.spool_blob is not None
                         spool.add(read.spool_blob)
                 if self.check_cancel:
