@@ -9,7 +9,6 @@ from kokyaku.i18n import catalog, gettext, negotiate
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from msgids import msgids, source_files  # noqa: E402
 
-
 # Raised only on programming or configuration mistakes, in logs and tracebacks: never shown to a user.
 FOR_DEVELOPERS = {
     "an order history cannot give features after its own end",

@@ -47,10 +47,11 @@ def make_people(session: Session) -> People:
     t = today()
     aoi = make_customer(session, name="青井 葵", gender="female", prefecture="東京都", city="渋谷区",
                         birthday=years_before(t, 35), interests=["ワイン", "旅行"],
-                        custom={"plan": "gold", "score": 80, "joined": "2020-04-01", "memo": "=cmd|' /C calc'!A0"})  # fmt: skip
+                        custom={"plan": "gold", "score": 80, "joined": "2020-04-01",
+                                "memo": "=cmd|' /C calc'!A0"})  # fmt: skip
     ben = make_customer(session, name="Ben Smith", name_kana=None, gender="male", prefecture="大阪府",
-                        city="大阪市北区", birthday=years_before(t, 30) + timedelta(days=1), interests=["旅行"],
-                        custom={"plan": "silver", "score": 12.5})  # fmt: skip
+                        city="大阪市北区", birthday=years_before(t, 30) + timedelta(days=1),
+                        interests=["旅行"], custom={"plan": "silver", "score": 12.5})  # fmt: skip
     chika = make_customer(session, name="千葉 ちか", name_kana=None, gender="other")
     dcorp = make_customer(session, name="D株式会社", name_kana=None, kind="company", industry="IT",
                           company_size="10-49", prefecture="東京都")  # fmt: skip

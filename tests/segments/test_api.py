@@ -1,5 +1,6 @@
 """The segments API: CRUD, members, counts, preview of unsaved rules, static snapshots and freezing, CSV
-export, size history, the RFM summary with on-demand recomputation, a customer's lifecycle; errors and roles."""
+export, size history, the RFM summary with on-demand recomputation, a customer's lifecycle; errors and
+roles."""
 
 import csv
 import io
@@ -33,7 +34,8 @@ def test_crud_members_count_and_keyset(api: TestClient, db: Database) -> None:
     assert seg["name"] == "東京の顧客" and seg["kind"] == "dynamic" and seg["size"] == 4
     # stored in canonical form: duplicates dropped, full-width digits read as numbers
     assert seg["rules"]["conditions"] == [
-        {"field": "prefecture", "operator": "in", "value": ["東京都"]}, {"field": "age", "operator": "gte", "value": 0},
+        {"field": "prefecture", "operator": "in", "value": ["東京都"]},
+        {"field": "age", "operator": "gte", "value": 0},
     ]  # fmt: skip
     sid = seg["id"]
     assert api.get(f"/api/v1/segments/{sid}").json()["name"] == "東京の顧客"
@@ -59,7 +61,8 @@ def test_crud_members_count_and_keyset(api: TestClient, db: Database) -> None:
 
 def test_preview_counts_an_unsaved_definition(api: TestClient, db: Database) -> None:
     _people(db)
-    body = {"rules": rules({"field": "order_count", "operator": "gte", "value": 1}, {"field": "gender", "operator": "eq", "value": "female"})}  # fmt: skip
+    body = {"rules": rules({"field": "order_count", "operator": "gte", "value": 1},
+                           {"field": "gender", "operator": "eq", "value": "female"})}  # fmt: skip
     out = api.post("/api/v1/segments/preview", json=body).json()
     assert out["count"] == 1 and [m["name"] for m in out["sample"]] == ["青井 葵"]
     assert out["description"] == "Number of orders at least 1 AND Gender is female"
@@ -68,17 +71,20 @@ def test_preview_counts_an_unsaved_definition(api: TestClient, db: Database) -> 
 
 def test_bad_rules_name_the_condition_and_reason(api: TestClient, db: Database) -> None:
     bad = rules({"field": "age", "operator": "eq", "value": 30},
-                rules({"field": "prefecture", "operator": "in", "value": ["東京", "大阪府"]}, op="or"))  # fmt: skip
+                rules({"field": "prefecture", "operator": "in", "value": ["東京", "大阪府"]},
+                      op="or"))  # fmt: skip
     for resp in (api.post("/api/v1/segments", json={"name": "x", "rules": bad}),
                  api.post("/api/v1/segments/preview", json={"rules": bad})):  # fmt: skip
         assert resp.status_code == 422
         assert resp.json() == {"error": "invalid", "detail": [
-            {"field": "conditions.1.conditions.0.value.0", "message": "Not a prefecture of Japan."}]}  # fmt: skip
+            {"field": "conditions.1.conditions.0.value.0",
+             "message": "Not a prefecture of Japan."}]}  # fmt: skip
     resp = api.post("/api/v1/segments", json={"name": "", "rules": []})
     assert resp.status_code == 422 and resp.json()["error"] == "validation_error"
     assert {d["field"] for d in resp.json()["detail"]} == {"name", "rules"}
     assert api.get("/api/v1/segments").json()["items"] == []
-    assert api.post("/api/v1/segments/preview", content=b"{not json", headers={"content-type": "application/json"}).status_code == 422  # fmt: skip
+    assert api.post("/api/v1/segments/preview", content=b"{not json",
+                    headers={"content-type": "application/json"}).status_code == 422  # fmt: skip
     assert api.get("/api/v1/segments/1/members", params={"cursor": "!!"}).status_code in (400, 404)
 
 
@@ -129,7 +135,8 @@ def test_merged_customers_leave_segments_and_snapshots_follow_the_survivor(
     with db.session() as s:
         twin = make_customer(s, name="青井 葵 (2)", prefecture="東京都").id
     snap = api.post("/api/v1/segments", json={"name": "固定", "kind": "static", "rules": rules(
-        {"field": "city", "operator": "is_empty"}, {"field": "prefecture", "operator": "eq", "value": "東京都"})}).json()  # fmt: skip
+        {"field": "city", "operator": "is_empty"},
+        {"field": "prefecture", "operator": "eq", "value": "東京都"})}).json()  # fmt: skip
     dynamic = api.post("/api/v1/segments", json={"name": "東京", "rules": TOKYO}).json()
     assert snap["size"] == 2 and dynamic["size"] == 3  # dcorp and the twin; aoi, dcorp and the twin
     with db.session() as s:
@@ -206,8 +213,12 @@ def test_roles(api_as, db: Database) -> None:  # type: ignore[no-untyped-def]
 
 
 JSONISH = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12),
-    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.sampled_from(["op", "conditions", "field", "operator", "value", "days", "x"]), c, max_size=4),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12),
+    lambda c: st.lists(c, max_size=3)
+    | st.dictionaries(
+        st.sampled_from(["op", "conditions", "field", "operator", "value", "days", "x"]), c, max_size=4
+    ),
     max_leaves=10,
 )  # fmt: skip
 

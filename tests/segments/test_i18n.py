@@ -41,9 +41,13 @@ def _msgids() -> set[str]:
     # the validator's problems: every message passed to _Parser.problem()
     tree = ast.parse((SRC / "segments" / "rules.py").read_text())
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "problem" and len(node.args) > 1:
-            if isinstance(node.args[1], ast.Constant):
-                ids.add(node.args[1].value)
+        if (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", "") == "problem"
+            and len(node.args) > 1
+            and isinstance(node.args[1], ast.Constant)
+        ):
+            ids.add(node.args[1].value)
     return ids
 
 

@@ -47,7 +47,8 @@ def test_builder_edits_in_place_and_counts_live(page_as, db: Database) -> None: 
     resp = client.post("/segments/builder", data={**base, "action": "add-group:"}, headers=headers)
     assert 'name="g:1:op"' in resp.text and resp.text.count('data-testid="group"') == 2
     resp = client.post("/segments/builder", data={**base, "g:1": "1", "g:1:op": "or", "c:1.0:field": "age",
-                                                   "c:1.0:operator": "gte", "c:1.0:value": "40", "action": "remove:1"},
+                                                   "c:1.0:operator": "gte", "c:1.0:value": "40",
+                                                   "action": "remove:1"},
                        headers=headers)  # fmt: skip
     assert resp.text.count('data-testid="group"') == 1
     # changing the field resets operator and value to the new field's

@@ -70,7 +70,8 @@ def test_named_segments_follow_the_documented_grid() -> None:
 # ---------------------------------------------------------------- lifecycle, pure
 
 
-def _one(orders: int, first_days_ago: float, last_days_ago: float, prev: int = LEAD, prev_since_days_ago: float | None = None,
+def _one(orders: int, first_days_ago: float, last_days_ago: float, prev: int = LEAD,
+         prev_since_days_ago: float | None = None,
          alive: float | None = None) -> tuple[str, float]:  # fmt: skip
     """The stage of one customer and how many days ago the change is dated."""
     now = 10_000 * DAY_US
@@ -80,8 +81,8 @@ def _one(orders: int, first_days_ago: float, last_days_ago: float, prev: int = L
     result = classify(
         orders=np.array([orders]), first_us=np.array([now - int(first_days_ago * DAY_US)]),
         last_us=np.array([now - int(last_days_ago * DAY_US)]), days_since_last=np.array([int(last_days_ago)]),
-        prev_stage=np.array([prev], dtype=np.int8), prev_since_us=np.array([prev_since]), now_us=now, rules=RULES,
-        alive=None if alive is None else np.array([alive]),
+        prev_stage=np.array([prev], dtype=np.int8), prev_since_us=np.array([prev_since]), now_us=now,
+        rules=RULES, alive=None if alive is None else np.array([alive]),
     )  # fmt: skip
     return STAGES[int(result.stage[0])], (now - int(result.changed_at[0])) / DAY_US
 
@@ -161,7 +162,8 @@ def test_a_customer_journey_with_won_back_is_recorded_once_per_change(db: Databa
     assert _stage(db, kei) == "repeat"
     history = _history(db, kei)
     assert [(a, b) for a, b, _ in history] == [
-        ("lead", "new"), ("new", "at_risk"), ("at_risk", "churned"), ("churned", "won_back"), ("won_back", "repeat"),
+        ("lead", "new"), ("new", "at_risk"), ("at_risk", "churned"), ("churned", "won_back"),
+        ("won_back", "repeat"),
     ]  # fmt: skip
     days = [(at - t0).days for _, _, at in history]
     assert days == [0, 90, 365, 380, 470]
@@ -211,8 +213,8 @@ def test_rfm_scores_grid_and_only_changes_written(db: Database) -> None:
     with db.session(write=False) as s:
         got = {k: (r.r, r.f, r.m, r.segment) for k, i in ids.items() if (r := s.get(CustomerRfm, i))}
     assert got == {
-        "a": (5, 1, 1, "new_customers"), "b": (4, 2, 2, "potential_loyalists"), "c": (3, 3, 3, "need_attention"),
-        "d": (2, 4, 4, "at_risk"), "e": (1, 5, 5, "cant_lose"),
+        "a": (5, 1, 1, "new_customers"), "b": (4, 2, 2, "potential_loyalists"),
+        "c": (3, 3, 3, "need_attention"), "d": (2, 4, 4, "at_risk"), "e": (1, 5, 5, "cant_lose"),
     }  # fmt: skip
     grid = {(r, f): (n, rev) for r, f, n, rev in run.summary["grid"]}
     assert grid[(1, 5)] == (1, 50_000) and grid[(5, 1)] == (1, 1000) and sum(n for n, _ in grid.values()) == 5

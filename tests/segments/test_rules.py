@@ -89,7 +89,8 @@ CASES: list[tuple[dict[str, Any], set[str]]] = [
     ({"field": "custom.joined", "operator": "before", "value": "2021-01-01"}, {"aoi"}),
     ({"field": "custom.memo", "operator": "is_not_empty"}, {"aoi"}),
     # behavioural
-    ({"field": "order_count", "operator": "eq", "value": 0}, {"chika", "dcorp", "emi"}),  # a cancelled order is none
+    # a cancelled order is none
+    ({"field": "order_count", "operator": "eq", "value": 0}, {"chika", "dcorp", "emi"}),
     ({"field": "order_count", "operator": "gte", "value": 1}, {"aoi", "ben"}),
     ({"field": "order_count", "operator": "lt", "value": 3}, ALL - {"aoi"}),
     ({"field": "order_count", "operator": "between", "value": [1, 2]}, {"ben"}),
@@ -227,7 +228,10 @@ CASES: list[tuple[dict[str, Any], set[str]]] = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("condition", "expected"), CASES, ids=[f"{c['field']}-{c['operator']}-{i}" for i, (c, _) in enumerate(CASES)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("condition", "expected"), CASES,
+    ids=[f"{c['field']}-{c['operator']}-{i}" for i, (c, _) in enumerate(CASES)],
+)  # fmt: skip
 def test_each_field_and_operator(
     db: Database, people: People, condition: dict[str, Any], expected: set[str]
 ) -> None:
@@ -247,12 +251,13 @@ def test_nested_groups(db: Database, people: People) -> None:
         {"field": "age", "operator": "lt", "value": 30},
         op="or",
     )
-    assert members(db, people, rules({"field": "kind", "operator": "eq", "value": "person"}, tokyo_or_young)) == {
-        "aoi", "ben",
-    }  # fmt: skip
+    assert members(
+        db, people, rules({"field": "kind", "operator": "eq", "value": "person"}, tokyo_or_young)
+    ) == {"aoi", "ben"}  # fmt: skip
     deep = rules(rules(rules(rules({"field": "gender", "operator": "eq", "value": "male"}))))
     assert members(db, people, deep) == {"ben"}
-    either = rules(rules({"field": "age", "operator": "gt", "value": 40}), rules({"field": "order_count", "operator": "gte", "value": 3}), op="or")  # fmt: skip
+    either = rules(rules({"field": "age", "operator": "gt", "value": 40}),
+                   rules({"field": "order_count", "operator": "gte", "value": 3}), op="or")  # fmt: skip
     assert members(db, people, either) == {"aoi", "emi"}
 
 
@@ -265,42 +270,73 @@ def problems(db: Database, raw: Any) -> list[tuple[str, str]]:
 BAD: list[tuple[Any, str, str]] = [
     ([], "rules", 'The rules must be an object with "op" and "conditions".'),
     (rules(), "conditions", "A group needs at least one condition."),
-    ({"op": "xor", "conditions": [{"field": "age", "operator": "eq", "value": 1}]}, "op", 'A group must be "and" or "or".'),
+    ({"op": "xor", "conditions": [{"field": "age", "operator": "eq", "value": 1}]},
+     "op", 'A group must be "and" or "or".'),
     (rules({"field": "shoe_size", "operator": "eq", "value": 1}), "conditions.0.field", "Unknown field."),
     (rules({"field": "custom.nope", "operator": "eq", "value": 1}), "conditions.0.field", "Unknown field."),
     (rules({"operator": "eq", "value": 1, "field": ""}), "conditions.0.field", "Choose a field."),
-    (rules({"field": "age", "operator": "like", "value": 1}), "conditions.0.operator", "This operator cannot be used with this field."),
-    (rules({"field": "gender", "operator": "gt", "value": "male"}), "conditions.0.operator", "This operator cannot be used with this field."),
+    (rules({"field": "age", "operator": "like", "value": 1}), "conditions.0.operator",
+     "This operator cannot be used with this field."),
+    (rules({"field": "gender", "operator": "gt", "value": "male"}), "conditions.0.operator",
+     "This operator cannot be used with this field."),
     (rules({"field": "age", "operator": "eq", "value": "thirty"}), "conditions.0.value", "Must be a number."),
     (rules({"field": "age", "operator": "eq", "value": True}), "conditions.0.value", "Must be a number."),
-    (rules({"field": "age", "operator": "eq", "value": 30.5}), "conditions.0.value", "Must be a whole number."),
+    (rules({"field": "age", "operator": "eq", "value": 30.5}), "conditions.0.value",
+     "Must be a whole number."),
     (rules({"field": "age", "operator": "eq", "value": 200}), "conditions.0.value", "Must be at most {max}."),
-    (rules({"field": "total_spend", "operator": "gte", "value": "NaN"}), "conditions.0.value", "Must be a number."),
-    (rules({"field": "total_spend", "operator": "gte", "value": float("inf")}), "conditions.0.value", "Must be a number."),
+    (rules({"field": "total_spend", "operator": "gte", "value": "NaN"}), "conditions.0.value",
+     "Must be a number."),
+    (rules({"field": "total_spend", "operator": "gte", "value": float("inf")}), "conditions.0.value",
+     "Must be a number."),
     (rules({"field": "age", "operator": "eq"}), "conditions.0.value", "This condition needs a value."),
-    (rules({"field": "age", "operator": "is_empty", "value": 3}), "conditions.0.value", "This operator takes no value."),
-    (rules({"field": "age", "operator": "between", "value": [40, 30]}), "conditions.0.value", "The lower bound is greater than the upper bound."),
-    (rules({"field": "age", "operator": "between", "value": [30]}), "conditions.0.value", "Give two values: from and to."),
-    (rules({"field": "age", "operator": "between", "value": [30, "x"]}), "conditions.0.value.1", "Must be a number."),
-    (rules({"field": "prefecture", "operator": "in", "value": ["東京都", "Tokyo"]}), "conditions.0.value.1", "Not a prefecture of Japan."),
-    (rules({"field": "gender", "operator": "eq", "value": "robot"}), "conditions.0.value", "Not one of the allowed values."),
-    (rules({"field": "gender", "operator": "eq", "value": ["male"]}), "conditions.0.value", "Give one value, not a list."),
+    (rules({"field": "age", "operator": "is_empty", "value": 3}), "conditions.0.value",
+     "This operator takes no value."),
+    (rules({"field": "age", "operator": "between", "value": [40, 30]}), "conditions.0.value",
+     "The lower bound is greater than the upper bound."),
+    (rules({"field": "age", "operator": "between", "value": [30]}), "conditions.0.value",
+     "Give two values: from and to."),
+    (rules({"field": "age", "operator": "between", "value": [30, "x"]}), "conditions.0.value.1",
+     "Must be a number."),
+    (rules({"field": "prefecture", "operator": "in", "value": ["東京都", "Tokyo"]}), "conditions.0.value.1",
+     "Not a prefecture of Japan."),
+    (rules({"field": "gender", "operator": "eq", "value": "robot"}), "conditions.0.value",
+     "Not one of the allowed values."),
+    (rules({"field": "gender", "operator": "eq", "value": ["male"]}), "conditions.0.value",
+     "Give one value, not a list."),
     (rules({"field": "city", "operator": "eq", "value": 12}), "conditions.0.value", "Must be text."),
-    (rules({"field": "city", "operator": "eq", "value": "x" * 201}), "conditions.0.value", "At most {max} characters."),
-    (rules({"field": "created", "operator": "before", "value": "2024-13-01"}), "conditions.0.value", "Must be a date (YYYY-MM-DD)."),
-    (rules({"field": "created", "operator": "between", "value": ["2024-05-01", "2024-01-01"]}), "conditions.0.value", "The lower bound is greater than the upper bound."),
-    (rules({"field": "bought_category", "operator": "any_of", "value": ["茶"], "days": 0}), "conditions.0.days", "Must be a whole number from {min} to {max}."),
-    (rules({"field": "age", "operator": "eq", "value": 3, "days": 5}), "conditions.0.days", "This field takes no number of days."),
+    (rules({"field": "city", "operator": "eq", "value": "x" * 201}), "conditions.0.value",
+     "At most {max} characters."),
+    (rules({"field": "created", "operator": "before", "value": "2024-13-01"}), "conditions.0.value",
+     "Must be a date (YYYY-MM-DD)."),
+    (rules({"field": "created", "operator": "between", "value": ["2024-05-01", "2024-01-01"]}),
+     "conditions.0.value", "The lower bound is greater than the upper bound."),
+    (rules({"field": "bought_category", "operator": "any_of", "value": ["茶"], "days": 0}),
+     "conditions.0.days", "Must be a whole number from {min} to {max}."),
+    (rules({"field": "age", "operator": "eq", "value": 3, "days": 5}), "conditions.0.days",
+     "This field takes no number of days."),
     (rules({"field": "age", "operator": "eq", "value": 3, "sql": "1=1"}), "conditions.0.sql", "Unknown key."),
-    (rules({"field": "channels", "operator": "any_of", "value": ["fax"]}), "conditions.0.value.0", "Not one of the allowed values."),
-    (rules({"field": "interests", "operator": "any_of", "value": ["x"] * 501}), "conditions.0.value", "At most {max} values."),
-    (rules({"field": "age", "operator": "gte", "value": 50}, {"field": "age", "operator": "lt", "value": 40}), "conditions.1", "No customer can match both this and {other}."),
-    (rules({"field": "prefecture", "operator": "in", "value": ["東京都"]}, {"field": "prefecture", "operator": "eq", "value": "大阪府"}), "conditions.1", "No customer can match both this and {other}."),
-    (rules({"field": "age", "operator": "eq", "value": 1}, rules({"field": "age", "operator": "eq", "value": 1}, rules(), op="or")), "conditions.1.conditions.1.conditions", "A group needs at least one condition."),
-    (rules(rules({"field": "age", "operator": "eq", "value": 1}, rules({"field": "nope", "operator": "eq", "value": 1}))), "conditions.0.conditions.1.conditions.0.field", "Unknown field."),
-    (rules(rules(rules(rules(rules(rules({"field": "age", "operator": "eq", "value": 1})))))), "conditions.0.conditions.0.conditions.0.conditions.0.conditions.0", "Groups can be nested at most {max} levels deep."),
-    (rules(*[{"field": "age", "operator": "gte", "value": 1}] * 51), "conditions.50", "A segment can have at most {max} conditions."),
-    (rules("age > 3"), "conditions.0", "A condition must be an object with a field, or a group with conditions."),
+    (rules({"field": "channels", "operator": "any_of", "value": ["fax"]}), "conditions.0.value.0",
+     "Not one of the allowed values."),
+    (rules({"field": "interests", "operator": "any_of", "value": ["x"] * 501}), "conditions.0.value",
+     "At most {max} values."),
+    (rules({"field": "age", "operator": "gte", "value": 50}, {"field": "age", "operator": "lt", "value": 40}),
+     "conditions.1", "No customer can match both this and {other}."),
+    (rules({"field": "prefecture", "operator": "in", "value": ["東京都"]},
+           {"field": "prefecture", "operator": "eq", "value": "大阪府"}),
+     "conditions.1", "No customer can match both this and {other}."),
+    (rules({"field": "age", "operator": "eq", "value": 1},
+           rules({"field": "age", "operator": "eq", "value": 1}, rules(), op="or")),
+     "conditions.1.conditions.1.conditions", "A group needs at least one condition."),
+    (rules(rules({"field": "age", "operator": "eq", "value": 1},
+                 rules({"field": "nope", "operator": "eq", "value": 1}))),
+     "conditions.0.conditions.1.conditions.0.field", "Unknown field."),
+    (rules(rules(rules(rules(rules(rules({"field": "age", "operator": "eq", "value": 1})))))),
+     "conditions.0.conditions.0.conditions.0.conditions.0.conditions.0",
+     "Groups can be nested at most {max} levels deep."),
+    (rules(*[{"field": "age", "operator": "gte", "value": 1}] * 51), "conditions.50",
+     "A segment can have at most {max} conditions."),
+    (rules("age > 3"), "conditions.0",
+     "A condition must be an object with a field, or a group with conditions."),
 ]  # fmt: skip
 
 
@@ -310,7 +346,8 @@ def test_every_problem_names_its_condition(db: Database, raw: Any, path: str, me
 
 
 def test_all_problems_are_reported_at_once(db: Database) -> None:
-    found = problems(db, rules({"field": "age", "operator": "eq", "value": "x"}, rules({"field": "nope"}), {"field": "gender", "operator": "eq", "value": "robot"}))  # fmt: skip
+    found = problems(db, rules({"field": "age", "operator": "eq", "value": "x"}, rules({"field": "nope"}),
+                               {"field": "gender", "operator": "eq", "value": "robot"}))  # fmt: skip
     assert [p for p, _ in found] == [
         "conditions.0.value",
         "conditions.1.conditions.0.field",
@@ -354,14 +391,19 @@ JSON = st.recursive(
     max_leaves=12,
 )
 NASTY = st.sampled_from([
-    "'; DROP TABLE customers; --", "\" OR 1=1 --", "age); DELETE FROM customers; --", "1 OR 1=1", "%' OR '1'='1",
-    "東京都' OR prefecture IS NOT NULL --", "custom.x') OR 1=1 --", "$.a\") OR 1=1", "\x00", "/* */", "%", "_",
+    "'; DROP TABLE customers; --", "\" OR 1=1 --", "age); DELETE FROM customers; --", "1 OR 1=1",
+    "%' OR '1'='1", "東京都' OR prefecture IS NOT NULL --", "custom.x') OR 1=1 --", "$.a\") OR 1=1", "\x00",
+    "/* */", "%", "_",
 ])  # fmt: skip
-FIELD = st.one_of(NASTY, st.text(max_size=20), st.sampled_from(["age", "prefecture", "city", "custom.memo", "interests", "channels", "bought_product"]))  # fmt: skip
-OPERATOR = st.one_of(NASTY, st.sampled_from(["eq", "ne", "in", "contains", "starts_with", "any_of", "between", "is_empty", "before"]))  # fmt: skip
+FIELD = st.one_of(NASTY, st.text(max_size=20),
+                  st.sampled_from(["age", "prefecture", "city", "custom.memo", "interests", "channels",
+                                   "bought_product"]))  # fmt: skip
+OPERATOR = st.one_of(NASTY, st.sampled_from(["eq", "ne", "in", "contains", "starts_with", "any_of", "between",
+                                             "is_empty", "before"]))  # fmt: skip
 VALUE = st.one_of(NASTY, JSON, st.lists(NASTY, max_size=3))
 CONDITION = st.fixed_dictionaries({"field": FIELD, "operator": OPERATOR, "value": VALUE})
-RULES = st.fixed_dictionaries({"op": st.one_of(st.sampled_from(["and", "or"]), NASTY), "conditions": st.lists(CONDITION | JSON, min_size=0, max_size=4)})  # fmt: skip
+RULES = st.fixed_dictionaries({"op": st.one_of(st.sampled_from(["and", "or"]), NASTY),
+                               "conditions": st.lists(CONDITION | JSON, min_size=0, max_size=4)})  # fmt: skip
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
