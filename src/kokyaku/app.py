@@ -79,11 +79,16 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
 
     @app.exception_handler(KokyakuError)
     async def kokyaku_error(request: Request, exc: KokyakuError) -> Response:
+        response: Response
         if _is_api(request):
-            return JSONResponse({"error": exc.code, "detail": exc.detail()}, status_code=exc.status)
-        if isinstance(exc, NotAuthenticated):
+            response = JSONResponse({"error": exc.code, "detail": exc.detail()}, status_code=exc.status)
+        elif isinstance(exc, NotAuthenticated):
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-        return render_error(request, exc.status, exc.message, exc.params)
+        else:
+            response = render_error(request, exc.status, exc.message, exc.params)
+        if exc.status == 503:  # busy for the moment (DatabaseBusy): the same request may be sent again
+            response.headers["Retry-After"] = "1"
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:

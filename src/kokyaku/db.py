@@ -8,8 +8,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+from kokyaku.errors import DatabaseBusy
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -92,12 +95,72 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int, wal_autocheckpoint: 
         cur.execute("PRAGMA journal_size_limit=67108864")
         cur.close()
 
+    turn = _WriteTurn(busy_timeout_ms / 1000)
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         # A writer that starts deferred and upgrades later can hit SQLITE_BUSY without waiting;
         # IMMEDIATE takes the write lock up front and honours busy_timeout.
-        immediate = conn.get_execution_options().get("sqlite_immediate", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        if not conn.get_execution_options().get("sqlite_immediate", False):
+            conn.exec_driver_sql("BEGIN")
+            return
+        raw = conn.connection.dbapi_connection
+        turn.take(raw)
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            turn.end(raw)
+            raise
+
+    # The turn ends once COMMIT or ROLLBACK has run: the engine's commit and rollback events come before
+    # them, so the dialect's own calls (also the pool's rollback of a returned connection) are wrapped.
+    commit, rollback = engine.dialect.do_commit, engine.dialect.do_rollback
+
+    def do_commit(fairy: Any) -> None:
+        try:
+            commit(fairy)
+        finally:
+            turn.end(getattr(fairy, "dbapi_connection", fairy))
+
+    def do_rollback(fairy: Any) -> None:
+        try:
+            rollback(fairy)
+        finally:
+            turn.end(getattr(fairy, "dbapi_connection", fairy))
+
+    engine.dialect.do_commit = do_commit  # type: ignore[method-assign,assignment]
+    engine.dialect.do_rollback = do_rollback  # type: ignore[method-assign,assignment]
+
+    @event.listens_for(engine, "invalidate")
+    @event.listens_for(engine, "close")
+    def _on_gone(dbapi_conn: Any, *_args: Any) -> None:
+        turn.end(dbapi_conn)
+
+
+class _WriteTurn:
+    """The writers of one process take turns at SQLite's single write lock.
+
+    SQLite lets one connection write at a time; one that finds the lock taken sleeps and polls (1, 2, 5, ...
+    100 ms), so with two writers in a process the second woke up to tens of milliseconds after the first
+    had committed. Here it waits on a lock that is handed over the moment the commit ends. Writers in other
+    processes (a separate `kokyaku worker`) still meet at SQLite's lock. Either wait gives up after the
+    busy timeout, this one with DatabaseBusy."""
+
+    def __init__(self, timeout: float) -> None:
+        self._lock = threading.Lock()
+        self._holder: Any = None  # the DB-API connection whose transaction has the turn
+        self._timeout = timeout
+
+    def take(self, dbapi_conn: Any) -> None:
+        if not self._lock.acquire(timeout=self._timeout):
+            raise DatabaseBusy()
+        self._holder = dbapi_conn
+
+    def end(self, dbapi_conn: Any) -> None:
+        # Only the holder's own thread can match; rollbacks of connections without the turn pass by.
+        if dbapi_conn is not None and self._holder is dbapi_conn:
+            self._holder = None
+            self._lock.release()
 
 
 class WalCheckpointer:
@@ -134,7 +197,10 @@ class Database:
     """The engine plus the two kinds of session scope: read-only and writing.
 
     `background_checkpoints` (SQLite, long-lived processes such as the web server): a WalCheckpointer copies
-    the write-ahead log back between commits, so that requests do not wait for it."""
+    the write-ahead log back between commits, so that requests do not wait for it.
+
+    A writing session that waited out the busy timeout (SQLite: another writer held the database) raises
+    DatabaseBusy, which the app answers with 503: nothing was written."""
 
     def __init__(
         self, url: str, *, busy_timeout_ms: int = 10000, background_checkpoints: bool = False
@@ -164,8 +230,10 @@ class Database:
         try:
             yield session
             session.commit()
-        except BaseException:
+        except BaseException as exc:
             session.rollback()
+            if _sqlite_busy(exc):
+                raise DatabaseBusy() from exc
             raise
         finally:
             hooks = session.info.pop("after_commit", [])
@@ -195,6 +263,12 @@ class Database:
             self._checkpointer.stop()
             self._checkpointer = None
         self.engine.dispose()
+
+
+def _sqlite_busy(exc: BaseException) -> bool:
+    """SQLite gave up waiting for another connection's write lock (its busy timeout ran out)."""
+    orig = exc.orig if isinstance(exc, OperationalError) else exc
+    return isinstance(orig, sqlite3.OperationalError) and orig.sqlite_errorname == "SQLITE_BUSY"
 
 
 def after_commit(session: Session, hook: Any) -> None:

@@ -50,6 +50,15 @@ class Conflict(KokyakuError):
     message = "This conflicts with existing data."
 
 
+class DatabaseBusy(KokyakuError):
+    """Another writer held the database (SQLite has one) for longer than the busy timeout: nothing was
+    written, and the same request may simply be sent again."""
+
+    code = "database_busy"
+    status = 503
+    message = "The database is busy. Nothing was saved; please try again in a moment."
+
+
 class PermissionDenied(KokyakuError):
     code = "forbidden"
     status = 403

@@ -136,9 +136,7 @@ def grams_of_search_text(search_text: str | None) -> set[str]:
     return grams
 
 
-def replace(
-    session: Session, old: Mapping[int, Collection[str]], new: Mapping[int, Collection[str]]
-) -> None:
+def replace(session: Session, old: Mapping[int, Collection[str]], new: Mapping[int, Collection[str]]) -> None:
     """Index these customers' `new` grams in place of the `old` ones they had."""
     remove(session, old)
     write(session, new)
