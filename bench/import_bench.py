@@ -13,6 +13,12 @@ Variants, each on a fresh database built by the migrations:
   skip-invalid     one pass that checks and writes
   no per-row audit skip-invalid without the audit row per created customer (to price the audit rows)
   re-import        the same file again onto the all-or-nothing database: every row unchanged
+
+    python bench/import_bench.py --rows 1000000 --reference-parts
+
+prices the parts of reference B's database work instead (SQLite): the audit rows, the FTS5 documents, the
+interests and the customers' secondary indexes, each left out in turn, then the first, second and fourth
+together.
 """
 
 import argparse
@@ -201,13 +207,35 @@ def reference(path: Path, url: str, batch: int = 5000) -> float:
     return time.perf_counter() - started
 
 
-def reference_same_rows(path: Path, url: str, batch: int = CustomerImporter.batch_rows) -> float:
+CUSTOMER_SECONDARY_INDEXES = [
+    "ix_customers_kind_id", "ix_customers_prefecture_id", "ix_customers_company_id",
+    "ix_customers_owner_id_id", "ix_customers_merged_into_id", "ix_customers_seg_gender_birthday",
+    "ix_customers_seg_prefecture_birthday",
+]  # fmt: skip
+# --reference-parts: reference B with parts of its database work left out (their rows are still built)
+REFERENCE_PARTS = {
+    "everything": ((), False),
+    "no audit rows": (("audit_log",), False),
+    "no FTS5 documents": (("grams",), False),
+    "no interests": (("customer_interests",), False),
+    "no customer secondary indexes": ((), True),
+    "none of audit, FTS5 and customer indexes": (("audit_log", "grams"), True),
+}
+
+
+def reference_same_rows(
+    path: Path, url: str, batch: int = CustomerImporter.batch_rows, *,
+    leave_out: tuple[str, ...] = (), no_customer_indexes: bool = False,
+) -> float:  # fmt: skip
     """The rows our import writes per customer (customers, identities, interests, search grams, audit), made
     from the CSV with no validation, no matching and only trivial clean-up, written into the migrated schema
     the way the import writes them (same batch size; on SQLite the same page cache, no foreign-key checks,
     rows in index order, multi-row INSERTs through the driver's executemany, and the name grams as one FTS5
     document per customer, ids ascending, as customers.search_index writes them; COPY on PostgreSQL, with
-    the grams as customer_search_grams rows): the floor for the same database work."""
+    the grams as customer_search_grams rows): the floor for the same database work.
+
+    `leave_out` names tables of `tables` below whose rows are built but not written; `no_customer_indexes`
+    drops the customers' secondary indexes first (SQLite): what each part of the work costs."""
     import json
     from datetime import UTC, datetime
 
@@ -240,8 +268,13 @@ def reference_same_rows(path: Path, url: str, batch: int = CustomerImporter.batc
         "audit_log": ["at", "actor_label", "entity_type", "entity_id", "action", "changes"],
     }  # fmt: skip
     table_of = {"grams": "customer_search_grams" if pg else FTS_TABLE}
+    if no_customer_indexes:
+        for index in CUSTOMER_SECONDARY_INDEXES:
+            conn.execute(f"DROP INDEX {index}")  # type: ignore[attr-defined]
 
     def flush(rows: dict[str, list[tuple[object, ...]]]) -> None:
+        for table in leave_out:
+            rows.pop(table)
         if pg:
             with conn.cursor() as cur:  # type: ignore[attr-defined]
                 for table, data in rows.items():
@@ -255,7 +288,7 @@ def reference_same_rows(path: Path, url: str, batch: int = CustomerImporter.batc
         conn.execute("BEGIN")  # type: ignore[attr-defined]
         # one document per customer, ids ascending, one row per statement (a multi-row INSERT into a virtual
         # table is no faster)
-        conn.executemany(f"INSERT INTO {FTS_TABLE} (rowid, grams) VALUES (?, ?)", rows["grams"])  # type: ignore[attr-defined]
+        conn.executemany(f"INSERT INTO {FTS_TABLE} (rowid, grams) VALUES (?, ?)", rows.get("grams", []))  # type: ignore[attr-defined]
         for table, data in rows.items():
             if table == "grams":
                 continue
@@ -346,6 +379,10 @@ def main() -> None:
     parser.add_argument(
         "--skip", default="", help="comma-separated variants to leave out: skip,noaudit,reimport"
     )
+    parser.add_argument(
+        "--reference-parts", action="store_true",
+        help="SQLite: only reference B, whole and with parts of its database work left out, then stop",
+    )  # fmt: skip
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     skip = set(filter(None, args.skip.split(",")))
@@ -381,6 +418,14 @@ def main() -> None:
               f"({wall:.1f} s, CPU {cpu:.1f} s) {detail}", flush=True)  # fmt: skip
         return out
 
+    if args.reference_parts:
+        for label, (leave_out, no_indexes) in REFERENCE_PARTS.items():
+            url = fresh("parts")
+            upgrade(url)
+            seconds = reference_same_rows(csv_path, url, leave_out=leave_out, no_customer_indexes=no_indexes)
+            rate = args.rows / seconds
+            print(f"reference B, {label:<42} {seconds:6.1f} s {rate:>9,.0f} rows/s", flush=True)
+        return
     ref_url = fresh("reference")
     timed("reference A: raw cells, one table", reference, csv_path, ref_url)
     same_url = fresh("same_rows")
