@@ -157,7 +157,7 @@ class _WriteTurn:
         self._holder = dbapi_conn
 
     def end(self, dbapi_conn: Any) -> None:
-        # Only the holder's own thread can match; rollbacks of connections without the turn pass by.
+        # Calls for connections without the turn (most rollbacks, pool closes) pass by.
         if dbapi_conn is not None and self._holder is dbapi_conn:
             self._holder = None
             self._lock.release()
