@@ -384,6 +384,8 @@ def main() -> None:
         help="SQLite: only reference B, whole and with parts of its database work left out, then stop",
     )  # fmt: skip
     args = parser.parse_args()
+    if args.reference_parts and args.pg:
+        parser.error("--reference-parts measures SQLite only")
     args.work.mkdir(parents=True, exist_ok=True)
     skip = set(filter(None, args.skip.split(",")))
     csv_path = args.work / f"customers_{args.rows}.csv"
@@ -425,6 +427,7 @@ def main() -> None:
             seconds = reference_same_rows(csv_path, url, leave_out=leave_out, no_customer_indexes=no_indexes)
             rate = args.rows / seconds
             print(f"reference B, {label:<42} {seconds:6.1f} s {rate:>9,.0f} rows/s", flush=True)
+        print(f"load average at the end: {os.getloadavg()[0]:.1f}")
         return
     ref_url = fresh("reference")
     timed("reference A: raw cells, one table", reference, csv_path, ref_url)

@@ -136,7 +136,10 @@ def test_the_turn_is_given_back_on_rollback_and_when_a_connection_is_returned(fi
 @pytest.fixture
 def busy_app(settings: Settings, db: Database) -> Iterator[tuple[TestClient, Database]]:
     if not db.is_sqlite:
-        pytest.skip("PostgreSQL has row locks: writers do not wait for one another's whole transaction")
+        pytest.skip(
+            "SQLite only: PostgreSQL has no database-wide write lock, so a write there never waits for a "
+            "whole other transaction and there is no busy database to answer 503 for"
+        )
     short = Database(settings.database_url, busy_timeout_ms=SHORT_MS)
     yield TestClient(create_app(settings, short), follow_redirects=False), short
     short.dispose()
