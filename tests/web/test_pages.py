@@ -26,6 +26,7 @@ def test_create_with_errors_shows_localized_messages_at_the_field(page_as) -> No
     assert "メールアドレスの形式が正しくありません。" in html
     assert "電話番号の形式が正しくありません。" in html
     assert "ひらがなまたはカタカナで入力してください。" in html
+    assert "必須項目です。" in html and "Input should be" not in html  # the empty name, in Japanese too
     assert 'value="bad-address"' in html  # what the user typed is kept
     assert "該当する顧客はいません。" in client.get("/customers").text  # nothing was written
 

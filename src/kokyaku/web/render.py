@@ -94,6 +94,7 @@ _PYDANTIC_MESSAGES = {
     "enum": "Not one of the allowed values.",
     "string_pattern_mismatch": "Use lower-case letters, digits and _ only, starting with a letter.",
     "bool_parsing": "Must be true or false.",
+    "string_type": "Must be text.",
     "json_invalid": "The request body is not valid JSON.",
     "greater_than_equal": "Must be at least {ge}.",
     "less_than_equal": "Must be at most {le}.",
@@ -107,10 +108,13 @@ def validation_problems(errors: Sequence[Any]) -> list[tuple[str, str, dict[str,
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
         field = ".".join(loc) or "body"
         kind = err.get("type", "")
-        if kind == "value_error":
+        params: dict[str, Any] = {}
+        if err.get("input") is None and kind.endswith("_type"):
+            # an empty form field arrives as None: to the user it is a missing value, not a wrong type
+            message = "This field is required."
+        elif kind == "value_error":
             # Our validators raise ValueError with a msgid; pydantic prefixes it.
             message = str(err.get("msg", "")).removeprefix("Value error, ")
-            params: dict[str, Any] = {}
         else:
             message = _PYDANTIC_MESSAGES.get(kind, str(err.get("msg", "Not valid.")))
             params = {k: v for k, v in (err.get("ctx") or {}).items() if isinstance(v, int | float | str)}
